@@ -1,0 +1,151 @@
+/*
+ * Certificates: go-micro's self-signed certificates, a small CA, PEM loading
+ * and saving, and inspection.
+ */
+#ifndef CMICRO_CERT_H
+#define CMICRO_CERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <cmicro/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A certificate with its chain (issuers, leaf first) and, when known, its
+ * private key. Opaque; released with cmicro_cert_free. */
+struct cmicro_cert;
+
+/* Extended key usages of an issued certificate. */
+enum cmicro_cert_usage {
+	CMICRO_CERT_USAGE_SERVER = 1, /* serverAuth */
+	CMICRO_CERT_USAGE_CLIENT = 2, /* clientAuth */
+	CMICRO_CERT_USAGE_BOTH = 3
+};
+
+enum cmicro_key_type {
+	CMICRO_KEY_EC_P256 = 0, /* the default, as go-micro's Certificate() */
+	CMICRO_KEY_EC_P384,
+	CMICRO_KEY_RSA,  /* size from rsa_bits, default 2048 */
+	CMICRO_KEY_ED25519
+};
+
+/*
+ * Options for a CA or an issued certificate. Zero everywhere means the
+ * defaults given per field; fill with cmicro_cert_opts_init.
+ */
+struct cmicro_cert_opts {
+	const char *const *hosts; /* DNS names and IP addresses for the SANs */
+	size_t n_hosts;
+	const char *common_name;  /* default: first host, or "cmicro CA" for a CA */
+	const char *organization; /* default "Micro" */
+	enum cmicro_cert_usage usage; /* default SERVER; ignored for a CA */
+	enum cmicro_key_type key_type;
+	int rsa_bits;            /* default 2048 */
+	int days;                /* validity; default 365 (leaf) or 3650 (CA) */
+	time_t not_before;       /* 0: now minus one minute of clock-skew margin */
+	time_t not_after;        /* 0: not_before + days */
+	bool is_ca;              /* issue an intermediate CA (cmicro_cert_issue) */
+	int path_len;            /* CA path length; -1 (the default) for none */
+	const char *digest;      /* signature digest, default "sha256" */
+	const char *ca_issuers_url; /* optional AIA caIssuers URI */
+};
+
+/* Fills opts with defaults. */
+CMICRO_API void cmicro_cert_opts_init(struct cmicro_cert_opts *opts);
+
+/*
+ * Creates go-micro's development certificate for hosts (its Certificate()):
+ * ECDSA P-256, valid one year from now, organisation "Micro", IP SANs for IP
+ * hosts and DNS SANs for the rest, CA:TRUE, key usages digitalSignature,
+ * keyEncipherment and certSign, extended usage serverAuth.
+ */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_selfsigned(const char *const *hosts, size_t n_hosts,
+							struct cmicro_cert **out);
+
+/* Creates a self-signed root CA with its key. */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_ca_new(const struct cmicro_cert_opts *opts,
+						   struct cmicro_cert **out);
+
+/* Issues a certificate signed by issuer (which must hold a CA key). The
+ * result's chain holds the issuer and the issuer's own chain. */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_issue(const struct cmicro_cert *issuer,
+						  const struct cmicro_cert_opts *opts,
+						  struct cmicro_cert **out);
+
+/*
+ * Loads a certificate file (leaf first, then any chain) and optionally its
+ * key. key_file NULL loads no key; passphrase NULL means the key must not be
+ * encrypted (cmicro never prompts on a terminal). Errors name the file and
+ * the fix: missing, empty, broken PEM, key mismatch, encrypted key, a
+ * certificate where a key was expected.
+ */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_load(const char *cert_file, const char *key_file,
+						 const char *passphrase, struct cmicro_cert **out);
+
+/* Loads from PEM text in memory; cert_pem holds leaf then chain. */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_load_pem(const char *cert_pem, size_t cert_len,
+						     const char *key_pem, size_t key_len,
+						     const char *passphrase, struct cmicro_cert **out);
+
+/* Flags for cmicro_cert_save. */
+#define CMICRO_CERT_SAVE_CHAIN 1u /* append the issuers to cert_file */
+
+/* Writes the certificate (and chain with CMICRO_CERT_SAVE_CHAIN) to
+ * cert_file and the key, when key_file is not NULL, to key_file with mode
+ * 0600. Files are replaced atomically. */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_save(const struct cmicro_cert *cert,
+						 const char *cert_file, const char *key_file,
+						 unsigned flags);
+
+/* Returns the PEM text of the certificate (with chain when flags say so) and
+ * of the key; either out pointer may be NULL. Free with cmicro_free. */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_to_pem(const struct cmicro_cert *cert, unsigned flags,
+						   char **cert_pem, char **key_pem);
+
+/* Returns true when the certificate carries its private key. */
+CMICRO_API bool cmicro_cert_has_key(const struct cmicro_cert *cert);
+
+CMICRO_API void cmicro_cert_free(struct cmicro_cert *cert);
+
+/* What cmicro_cert_inspect reports. Plain data owned by the structure;
+ * released with cmicro_cert_info_free. */
+struct cmicro_cert_info {
+	char *subject;              /* RFC 2253 form */
+	char *issuer;
+	char *serial;               /* hexadecimal */
+	char **dns_names;
+	size_t n_dns_names;
+	char **ip_addresses;
+	size_t n_ip_addresses;
+	time_t not_before;
+	time_t not_after;
+	long days_until_expiry;     /* negative once expired */
+	char *key_type;             /* "EC", "RSA", "ED25519" */
+	int key_bits;
+	char *curve;                /* "P-256" for EC keys, else NULL */
+	char *signature_algorithm;  /* "ecdsa-with-SHA256", "sha256WithRSAEncryption" */
+	bool is_ca;
+	bool self_signed;
+	bool server_auth;           /* extended key usage allows serverAuth */
+	bool client_auth;
+	char sha256_fingerprint[96]; /* "AB:CD:..." */
+};
+
+/* Inspects the leaf; depth 1.. inspects the chain entries. */
+CMICRO_API CMICRO_NODISCARD int cmicro_cert_inspect(const struct cmicro_cert *cert, size_t depth,
+						    struct cmicro_cert_info **out);
+
+/* Returns the number of certificates: the leaf plus its chain. */
+CMICRO_API size_t cmicro_cert_chain_len(const struct cmicro_cert *cert);
+
+CMICRO_API void cmicro_cert_info_free(struct cmicro_cert_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
