@@ -2,6 +2,11 @@
  * Service registry: go-micro's registry model (services with versions,
  * metadata, endpoints and nodes) with time-to-live registrations, and its
  * implementations (memory, SQLite file).
+ *
+ * Every implementation stores one entry per node, keyed by service name and
+ * node id, holding the JSON of the service with that one node: the layout of
+ * go-micro's etcd registry. Reads merge the entries back into one service
+ * per name and version.
  */
 #ifndef CMICRO_REGISTRY_H
 #define CMICRO_REGISTRY_H
@@ -41,9 +46,11 @@ struct cmicro_service {
 	size_t n_nodes;
 };
 
+/* Creates an empty service; version NULL means "". Both strings are copied. */
 CMICRO_API CMICRO_NODISCARD int cmicro_service_new(const char *name, const char *version,
 						   struct cmicro_service **out);
-/* Appends a node; the returned pointer stays valid until the next add. */
+/* Appends a node (id required, address NULL means ""); *node, when node is
+ * not NULL, stays valid until the next add. */
 CMICRO_API CMICRO_NODISCARD int cmicro_service_add_node(struct cmicro_service *svc, const char *id,
 							const char *address,
 							struct cmicro_node **node);
@@ -59,10 +66,15 @@ CMICRO_API void cmicro_service_free(struct cmicro_service *svc);
 CMICRO_API void cmicro_service_list_free(struct cmicro_service **list, size_t n);
 
 /* Encodes as go-micro's JSON (fields name, version, metadata, endpoints,
- * nodes; nodes have id, address, metadata). Free with cmicro_free. */
+ * nodes; nodes have id, address, metadata). Every string must be UTF-8.
+ * Free with cmicro_free. */
 CMICRO_API CMICRO_NODISCARD int cmicro_service_to_json(const struct cmicro_service *svc,
 						       char **json);
-/* Decodes go-micro's JSON; errors name the offending field. */
+/* Decodes go-micro's JSON. Unknown fields are ignored; null stands for an
+ * empty metadata, endpoints or nodes member. Wrong types, a missing name or
+ * node id, non-string metadata values, invalid UTF-8 and documents over
+ * 1 MiB fail with CMICRO_EPROTO or CMICRO_ELIMIT and a message naming the
+ * field. */
 CMICRO_API CMICRO_NODISCARD int cmicro_service_from_json(const char *json, size_t len,
 							 struct cmicro_service **out);
 
@@ -70,18 +82,23 @@ CMICRO_API CMICRO_NODISCARD int cmicro_service_from_json(const char *json, size_
  * cmicro_registry_free drops. All calls are thread-safe. */
 struct cmicro_registry;
 
-/* A registry private to this process. */
+/* A registry private to this process. Expired nodes are removed by a
+ * background thread. */
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_memory_new(struct cmicro_registry **out);
 
 /* A registry in an SQLite file shared by the processes of one machine.
  * path NULL uses MICRO_REGISTRY_ADDRESS, else
- * $XDG_RUNTIME_DIR/cmicro/registry.db, else /tmp/cmicro-<uid>/registry.db. */
+ * $XDG_RUNTIME_DIR/cmicro/registry.db, else /tmp/cmicro-<uid>/registry.db
+ * (the last two create their directory with mode 0700). A file that is not
+ * a cmicro registry, a directory, or a path in a missing directory fails with
+ * a message naming the path and the fix. */
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_sqlite_new(const char *path,
 							   struct cmicro_registry **out);
 
 /* Selects a registry from MICRO_REGISTRY (memory, sqlite; default sqlite)
- * and MICRO_REGISTRY_ADDRESS. An unknown name is an error that lists the
- * known ones. */
+ * and MICRO_REGISTRY_ADDRESS. An unknown name, or a name whose registry is
+ * not built in (etcd, mdns), fails with CMICRO_ECONFIG and lists the known
+ * ones. */
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_from_env(struct cmicro_registry **out);
 
 CMICRO_API struct cmicro_registry *cmicro_registry_hold(struct cmicro_registry *reg);
@@ -91,12 +108,18 @@ CMICRO_API void cmicro_registry_free(struct cmicro_registry *reg);
 CMICRO_API const char *cmicro_registry_name(const struct cmicro_registry *reg);
 CMICRO_API const char *cmicro_registry_address(const struct cmicro_registry *reg);
 
-/* Registers (or renews) every node of svc for ttl_seconds; 0 means no expiry.
- * Nodes are merged into the stored service of the same name and version. */
+/*
+ * Registers (or renews) every node of svc for ttl_seconds; 0 means no expiry.
+ * svc needs at least one node and unique node ids. A node replaces the
+ * stored node of the same service name and id, also one of another version.
+ * Watchers see CREATE for a new node and UPDATE for a changed one; a renewal
+ * that changes nothing but the expiry sends no event.
+ */
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_register(struct cmicro_registry *reg,
 							 const struct cmicro_service *svc,
 							 int ttl_seconds);
-/* Removes the nodes of svc from the stored service of the same name and version. */
+/* Removes the stored nodes of svc's name whose ids are those of svc's nodes
+ * (whatever their version); unknown ids are ignored. */
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_deregister(struct cmicro_registry *reg,
 							   const struct cmicro_service *svc);
 /* Returns every version of a service (one entry per version) with its live
@@ -116,19 +139,23 @@ enum cmicro_registry_event {
 	CMICRO_REGISTRY_DELETE
 };
 
-/* Receives a change: svc holds the service with the node(s) concerned
- * (borrowed for the call). Called from a registry thread. */
+/* Receives a change: svc contains the service with the one node concerned
+ * (borrowed for the call); DELETE also reports expired nodes. Called from
+ * the watcher's own thread, never under a registry lock. */
 typedef void (*cmicro_registry_watch_fn)(void *user, enum cmicro_registry_event event,
 					 const struct cmicro_service *svc);
 
 struct cmicro_registry_watcher;
 
-/* Starts watching every change (service NULL) or one service's. */
+/* Starts watching the changes made from now on to every service (service
+ * NULL) or to one. The SQLite registry reports changes made by other
+ * processes within about 200 ms, its polling period. */
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_watch(struct cmicro_registry *reg,
 						      const char *service,
 						      cmicro_registry_watch_fn fn, void *user,
 						      struct cmicro_registry_watcher **out);
-/* Stops a watcher; no callback runs after it returns. */
+/* Stops a watcher; no callback runs after it returns, except when it is
+ * called from the watcher's own callback, which then finishes normally. */
 CMICRO_API void cmicro_registry_watcher_free(struct cmicro_registry_watcher *w);
 
 #ifdef __cplusplus

@@ -78,8 +78,12 @@ CMICRO_API const char *cmicro_tls_reason_hint(enum cmicro_tls_reason reason);
  * Builds the configuration from the environment, as go-micro's Config():
  * MICRO_TLS_SECURE, MICRO_TLS_INSECURE, MICRO_TLS_CA_FILE,
  * MICRO_TLS_CERT_FILE, MICRO_TLS_KEY_FILE, MICRO_TLS_CLIENT_AUTH,
- * SSLKEYLOGFILE, and the CMICRO_SECURE_BY_DEFAULT build option. Emits the
- * security warning once per process when verification is not on.
+ * SSLKEYLOGFILE, and the CMICRO_SECURE_BY_DEFAULT build option. Emits each
+ * warning (TLS-VERIFY-OFF, TLS-AUDIT-MODE, TLS-SECURE-UNRECOGNISED) at most
+ * once per process through the log handler. An unrecognised
+ * MICRO_TLS_SECURE value verifies (fails closed); an unrecognised
+ * MICRO_TLS_CLIENT_AUTH, or only one of MICRO_TLS_CERT_FILE and
+ * MICRO_TLS_KEY_FILE, is CMICRO_ECONFIG.
  */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_from_env(struct cmicro_tls_config **out);
 
@@ -109,7 +113,9 @@ CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_system_roots(struct cmicro
  * certificate is an error. */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_add_ca_file(struct cmicro_tls_config *cfg,
 							       const char *path);
-/* Adds a directory of PEM certificates (any file name) to the trust. */
+/* Adds every PEM certificate of a directory (any file name; hidden files
+ * and files without certificates are skipped with a warning) to the trust.
+ * A directory without one certificate is an error. */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_add_ca_dir(struct cmicro_tls_config *cfg,
 							      const char *path);
 /* Adds a certificate already in memory to the trust. */
@@ -134,10 +140,14 @@ CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_min_version(struct cmicro_
 /* A PEM file of CRLs, checked for the leaf and the intermediates. */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_crl_file(struct cmicro_tls_config *cfg,
 								const char *path);
-/* Appends TLS secrets in NSS key log format to path (for Wireshark).
- * A warning is logged each time a context starts using it. */
+/* Appends TLS secrets in NSS key log format to path (for Wireshark). The
+ * file is opened (created with mode 0600) here, so a wrong path fails now.
+ * A warning (TLS-KEYLOG) is logged each time a context starts using it. */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_keylog_file(struct cmicro_tls_config *cfg,
 								   const char *path);
+/* Whether a server requests certificates from clients (mutual TLS). The
+ * verification mode still applies to what clients present: off accepts any
+ * certificate, audit logs failures, on rejects them. */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_client_auth(struct cmicro_tls_config *cfg,
 								   enum cmicro_tls_client_auth mode);
 
@@ -149,6 +159,8 @@ CMICRO_API enum cmicro_tls_source cmicro_tls_config_get_source(const struct cmic
 CMICRO_API const char *cmicro_tls_config_get_source_text(const struct cmicro_tls_config *cfg);
 CMICRO_API int cmicro_tls_config_get_min_version(const struct cmicro_tls_config *cfg);
 CMICRO_API bool cmicro_tls_config_get_system_roots(const struct cmicro_tls_config *cfg);
+/* The CA files and directories added, in order (in-memory CAs are not
+ * listed). */
 CMICRO_API size_t cmicro_tls_config_ca_count(const struct cmicro_tls_config *cfg);
 CMICRO_API const char *cmicro_tls_config_ca_path(const struct cmicro_tls_config *cfg, size_t i);
 CMICRO_API bool cmicro_tls_config_has_cert(const struct cmicro_tls_config *cfg);
@@ -164,7 +176,8 @@ cmicro_tls_config_get_client_auth(const struct cmicro_tls_config *cfg);
 CMICRO_API bool cmicro_tls_config_insecure_skip_verify(const struct cmicro_tls_config *cfg);
 
 /* Counts of verification failures per reason seen through contexts built from
- * this configuration (in every mode, including audit and off). */
+ * this configuration, one per failed verification, in on and audit modes
+ * (off mode does not verify). */
 CMICRO_API uint64_t cmicro_tls_config_reason_count(const struct cmicro_tls_config *cfg,
 						    enum cmicro_tls_reason reason);
 
@@ -189,6 +202,7 @@ enum cmicro_tls_role {
  * Builds a context and freezes cfg. identity overrides the configuration's
  * own certificate (a server without one passes a self-signed certificate);
  * NULL uses the configuration's. The context holds a reference to cfg.
+ * SSL objects made from the context must be freed before it.
  */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_context_new(struct cmicro_tls_config *cfg,
 							enum cmicro_tls_role role,
@@ -206,20 +220,24 @@ CMICRO_API struct cmicro_tls_config *cmicro_tls_context_config(const struct cmic
  * Creates an SSL object ready to handshake. For a client, host is the name
  * or IP connected to (used for SNI and verification unless the configuration
  * sets a server name); peer_label names the peer in logs ("127.0.0.1:8443",
- * or a node id). Both are copied.
+ * or a node id). Both are copied. A client that verifies (on or audit)
+ * needs host or a configured server name: CMICRO_EINVAL otherwise.
  */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_ssl_new(struct cmicro_tls_context *ctx,
 						    const char *host, const char *peer_label,
 						    SSL **out);
 
-/* Fills verdict for an SSL object after (or after a failed) handshake.
- * Returns CMICRO_EINVAL when ssl was not made by cmicro_tls_ssl_new. */
+/* Fills verdict for an SSL object after (or after a failed) handshake. A
+ * resumed session, off mode, or a server that asked for no client
+ * certificate leaves reason NONE and accepted true. Returns CMICRO_EINVAL
+ * when ssl was not made by cmicro_tls_ssl_new. */
 CMICRO_API int cmicro_tls_ssl_verdict(const SSL *ssl, struct cmicro_tls_verdict *verdict);
 
 /*
- * Classifies a failed handshake for messages: when verification rejected the
- * peer the verdict says why; otherwise protocol_version, no_certificate or
- * other from the OpenSSL error queue (which this drains).
+ * Classifies a failed handshake for messages. When verification rejected the
+ * peer, the verdict is that rejection; otherwise it is protocol_version,
+ * no_certificate, plaintext or other, from the OpenSSL error queue (which
+ * this drains).
  */
 CMICRO_API void cmicro_tls_ssl_failure(const SSL *ssl, struct cmicro_tls_verdict *verdict);
 

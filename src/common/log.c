@@ -13,6 +13,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static cmicro_log_fn log_fn = cmicro_log_stderr;
 static void *log_user;
 static atomic_int log_level = -1;
+static atomic_bool bad_level_pending;
 
 static const char *const level_names[] = {
 	[CMICRO_LOG_ERR] = "error",	[CMICRO_LOG_WARNING] = "warning",
@@ -56,8 +57,9 @@ static int level_from_env(void)
 		return CMICRO_LOG_ERR;
 	if (strcasecmp(v, "warn") == 0)
 		return CMICRO_LOG_WARNING;
-	fprintf(stderr, "cmicro: warning: CMICRO_LOG_LEVEL=\"%s\" is not a level; "
-			"use error, warning, notice, info or debug (using info)\n", v);
+	/* The warning cannot be logged from inside the one-time initialisation,
+	 * which the log functions wait for, so it is reported right after. */
+	atomic_store(&bad_level_pending, true);
 	return CMICRO_LOG_INFO;
 }
 
@@ -93,6 +95,10 @@ CMICRO_API void cmicro_log_set_level(enum cmicro_log_level level)
 CMICRO_API enum cmicro_log_level cmicro_log_get_level(void)
 {
 	pthread_once(&log_once, log_init);
+	if (atomic_exchange(&bad_level_pending, false))
+		cmi_log(CMICRO_LOG_WARNING, "log", "LOG-LEVEL-INVALID",
+			"CMICRO_LOG_LEVEL=\"%s\" is not a level; use error, warning, notice, info "
+			"or debug (using info)", cmi_getenv("CMICRO_LOG_LEVEL"));
 	return (enum cmicro_log_level)atomic_load(&log_level);
 }
 

@@ -2,6 +2,8 @@
 #ifndef CMICRO_TLS_INT_H
 #define CMICRO_TLS_INT_H
 
+#include <string.h>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -9,6 +11,10 @@
 #include <cmicro/tls.h>
 
 #include "common/common_int.h"
+
+/* The text of an errno value. Thread-safe: GNU strerror_r writes into a
+ * compound literal, which lives until the end of the enclosing block. */
+#define CMI_ERRNO_TEXT(err) strerror_r((err), (char[128]){0}, 128)
 
 struct cmicro_cert {
 	X509 *x509;
@@ -31,6 +37,10 @@ int cmi_pem_read_certs(const char *data, size_t len, const char *label, STACK_OF
 		       char **errors);
 int cmi_pem_read_cert_file(const char *path, STACK_OF(X509) **out, char **errors);
 
+/* Reads every CRL of a PEM file; any damaged CRL block fails the whole
+ * file, because a skipped CRL would hide revocations. */
+int cmi_pem_read_crl_file(const char *path, STACK_OF(X509_CRL) **out);
+
 /* Reads a private key from PEM without ever prompting; passphrase NULL
  * rejects encrypted keys with a message saying so. */
 int cmi_pem_read_key(const char *data, size_t len, const char *label, const char *passphrase,
@@ -48,5 +58,39 @@ int cmi_write_file(const char *path, const void *data, size_t len, unsigned mode
  * IP SANs. Returns 1 on match, 0 otherwise; names (may be NULL) receives the
  * list of SANs for messages ("a, b, c"). */
 int cmi_host_matches(X509 *cert, const char *host, char *names, size_t names_size);
+
+/* Returns whether host is an IPv4 or IPv6 literal (brackets allowed). */
+bool cmi_host_is_ip(const char *host);
+
+/* Writes Go's message for a host name mismatch into buf, with the fix:
+ * "certificate is valid for a, b, not c", "cannot validate certificate for
+ * 10.0.0.1 because it doesn't contain any IP SANs", or "certificate relies on
+ * legacy Common Name field, use SANs instead". */
+void cmi_host_mismatch_message(X509 *cert, const char *host, char *buf, size_t size);
+
+/*
+ * Loads a certificate file (leaf, then any chain) and its private key, and
+ * checks that the key belongs to the certificate. passphrase NULL rejects
+ * an encrypted key. Errors name the file and the fix.
+ */
+int cmi_tls_load_identity(const char *cert_file, const char *key_file, const char *passphrase,
+			  struct cmicro_cert **out);
+
+/*
+ * Client session resumption, keyed by "host:port". cmi_tls_session_resume
+ * offers the session cached under key (if any) on ssl and remembers key, so
+ * that the sessions the server sends on this connection replace the cached
+ * one. Only sessions of connections that passed verification, or of contexts
+ * whose verification is off, are cached.
+ */
+int cmi_tls_session_resume(SSL *ssl, const char *key);
+
+/* Returns the cached session with a new reference (release with
+ * SSL_SESSION_free), or NULL. */
+SSL_SESSION *cmi_tls_session_get(struct cmicro_tls_context *ctx, const char *key);
+
+/* Caches session under key (taking a new reference), replacing the oldest
+ * entry when the cache is full. */
+int cmi_tls_session_put(struct cmicro_tls_context *ctx, const char *key, SSL_SESSION *session);
 
 #endif

@@ -1,9 +1,233 @@
+/* cmicro pub: publish one message, or one per line of standard input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmicro/cmicro.h>
+
 #include "cli.h"
+
+#define PUB_MAX_HEADERS 64
+
+struct pub_args {
+	const char *topic;
+	const char *message; /* "-" reads lines from standard input */
+	const char *headers[PUB_MAX_HEADERS];
+	int n_headers;
+	bool wait;
+	int timeout_s;
+};
+
+static void pub_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: cmicro pub TOPIC MESSAGE|- [--header K=V]... [--wait] [--timeout S]\n"
+		"\n"
+		"Publishes MESSAGE to every subscriber of TOPIC, or one message per line of\n"
+		"standard input with \"-\". Undelivered messages are retried until delivered or\n"
+		"until the timeout, before the command exits.\n"
+		"  --header K=V   add a message header (repeatable)\n"
+		"  --wait         print the delivery to each node (ok, or failed with the reason)\n"
+		"  --timeout S    seconds to wait for results and retries (default 10)\n"
+		"\n"
+		"Exit status: 0 every message delivered, 1 some message reached no node,\n"
+		"2 usage or setup error.\n");
+}
+
+static int pub_option(struct pub_args *a, const char *arg, const char *value)
+{
+	char *end = NULL;
+
+	if (value == NULL) {
+		cli_error("%s needs a value; see 'cmicro pub --help'", arg);
+		return -1;
+	}
+	if (strcmp(arg, "--timeout") == 0) {
+		long t = strtol(value, &end, 10);
+
+		if (*end != '\0' || t <= 0 || t > 86400) {
+			cli_error("--timeout \"%s\" is not a number of seconds from 1 to 86400", value);
+			return -1;
+		}
+		a->timeout_s = (int)t;
+		return 0;
+	}
+	if (strchr(value, '=') == NULL || value[0] == '=' || a->n_headers == PUB_MAX_HEADERS) {
+		cli_error("--header \"%s\" is not KEY=VALUE (at most %d headers)", value,
+			  PUB_MAX_HEADERS);
+		return -1;
+	}
+	a->headers[a->n_headers++] = value;
+	return 0;
+}
+
+static int pub_parse(int argc, char **argv, struct pub_args *a)
+{
+	a->timeout_s = 10;
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (cli_is_help(arg)) {
+			pub_usage(stdout);
+			exit(CLI_EXIT_OK);
+		} else if (strcmp(arg, "--wait") == 0) {
+			a->wait = true;
+		} else if (strcmp(arg, "--header") == 0 || strcmp(arg, "--timeout") == 0) {
+			if (pub_option(a, arg, i + 1 < argc ? argv[i + 1] : NULL) != 0)
+				return -1;
+			i++;
+		} else if (arg[0] == '-' && arg[1] != '\0') {
+			cli_error("unknown option \"%s\"; see 'cmicro pub --help'", arg);
+			return -1;
+		} else if (a->topic == NULL) {
+			a->topic = arg;
+		} else if (a->message == NULL) {
+			a->message = arg;
+		} else {
+			cli_error("unexpected argument \"%s\"; quote a MESSAGE with spaces", arg);
+			return -1;
+		}
+	}
+	if (a->topic == NULL || a->message == NULL) {
+		cli_error("missing %s; see 'cmicro pub --help'", a->topic ? "MESSAGE" : "TOPIC");
+		return -1;
+	}
+	return 0;
+}
+
+static int pub_build(const struct pub_args *a, const char *body, size_t len,
+		     struct cmicro_message **out)
+{
+	int rc = cmicro_message_new(out);
+
+	if (rc == 0)
+		rc = cmicro_message_set_body(*out, body, len);
+	for (int i = 0; rc == 0 && i < a->n_headers; i++) {
+		char key[256];
+		const char *eq = strchr(a->headers[i], '=');
+
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - a->headers[i]), a->headers[i]);
+		rc = cmicro_message_set_header(*out, key, eq + 1);
+	}
+	return rc;
+}
+
+static void pub_report(const struct cmicro_publish_result *r)
+{
+	for (size_t i = 0; i < r->n_deliveries; i++) {
+		const struct cmicro_delivery *d = &r->deliveries[i];
+
+		if (d->ok) {
+			printf("node %s %s ok (HTTP %d)\n", d->node_id, d->address, d->http_status);
+			continue;
+		}
+		printf("node %s %s failed: %s", d->node_id, d->address, cmicro_err_name(d->err));
+		if (d->tls_reason != CMICRO_TLS_REASON_NONE)
+			printf(" (tls %s)", cmicro_tls_reason_name(d->tls_reason));
+		printf(": %s\n", d->message);
+	}
+	if (r->targets == 0)
+		printf("no subscriber of this topic is registered%s\n",
+		       r->backlogged ? "; the message waits in the backlog" : "");
+	else
+		printf("received by %zu of %zu nodes%s\n", r->received, r->targets,
+		       r->backlogged ? "; kept in the backlog for retry" : "");
+	fflush(stdout);
+}
+
+/* Publishes one message; with --wait prints the first attempt's outcome. */
+static int pub_one(struct cmicro_broker *b, const struct pub_args *a, const char *body,
+		   size_t len)
+{
+	struct cmicro_message *msg = NULL;
+	struct cmicro_publication *pub = NULL;
+	const struct cmicro_publish_result *r = NULL;
+	int rc = pub_build(a, body, len, &msg);
+
+	if (rc == 0)
+		rc = cmicro_broker_publish(b, a->topic, msg, a->wait ? &pub : NULL);
+	cmicro_message_free(msg);
+	if (rc != 0) {
+		cli_error_rc("publish", rc);
+		return rc;
+	}
+	if (pub != NULL) {
+		rc = cmicro_publication_wait(pub, a->timeout_s * 1000, &r);
+		if (rc == 0)
+			pub_report(r);
+		else
+			cli_error_rc("wait", rc);
+		cmicro_publication_free(pub);
+	}
+	return 0;
+}
+
+static int pub_stdin(struct cmicro_broker *b, const struct pub_args *a)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	while (rc == 0 && (n = getline(&line, &cap, stdin)) >= 0) {
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		rc = pub_one(b, a, line, (size_t)n);
+	}
+	free(line);
+	return rc;
+}
+
+/* Waits for retries, then decides the exit status from the counters. */
+static int pub_finish(struct cmicro_broker *b, const struct pub_args *a)
+{
+	struct cmicro_broker_stats st;
+	int rc = cmicro_broker_flush(b, a->timeout_s * 1000);
+
+	cmicro_broker_get_stats(b, &st);
+	if (a->wait && st.retried > 0)
+		printf("retried %llu deliveries from the backlog; %s\n",
+		       (unsigned long long)st.retried,
+		       rc == 0 && st.dropped == 0 ? "every message delivered" : "some undelivered");
+	if (rc != 0 || st.dropped > 0) {
+		cli_error("%s; %llu published, %llu delivered, %llu in the backlog, %llu dropped",
+			  rc != 0 ? "some messages were not delivered in time" : "messages dropped",
+			  (unsigned long long)st.published, (unsigned long long)st.delivered,
+			  (unsigned long long)st.backlog, (unsigned long long)st.dropped);
+		return CLI_EXIT_REJECT;
+	}
+	return CLI_EXIT_OK;
+}
 
 int cmd_pub(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	cli_error("'pub' is not available in this build yet");
-	return CLI_EXIT_USAGE;
+	struct pub_args a;
+	struct cmicro_broker_opts opts;
+	struct cmicro_tls_config *tls = NULL;
+	struct cmicro_broker *b = NULL;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	if (pub_parse(argc, argv, &a) != 0)
+		return CLI_EXIT_USAGE;
+	cmicro_broker_opts_init(&opts);
+	rc = cmicro_tls_config_from_env(&tls);
+	opts.tls = tls;
+	if (rc == 0)
+		rc = cmicro_broker_new(&opts, &b);
+	cmicro_tls_config_free(tls);
+	if (rc == 0)
+		rc = cmicro_broker_connect(b);
+	if (rc != 0) {
+		cli_error_rc("broker", rc);
+		cmicro_broker_free(b);
+		return CLI_EXIT_USAGE;
+	}
+	if (strcmp(a.message, "-") == 0)
+		rc = pub_stdin(b, &a);
+	else
+		rc = pub_one(b, &a, a.message, strlen(a.message));
+	rc = rc == 0 ? pub_finish(b, &a) : CLI_EXIT_USAGE;
+	cmicro_broker_free(b);
+	return rc;
 }

@@ -1,0 +1,325 @@
+/*
+ * Outcome of a delivery attempt and the per-topic backlog (loop thread).
+ *
+ * A message is complete once every broadcast node listed at its last
+ * attempt and one member of every queue group listed then has it. A message
+ * that found no subscriber at all waits in the backlog for one, as in
+ * go-micro, whose inbox keeps such messages for the next publish. Retries
+ * go to the nodes registered at retry time that do not have the message
+ * yet, so a subscriber that restarted with a new node id still gets it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+
+struct brk_topic {
+	struct brk_topic *next;
+	struct cmicro_broker *broker;
+	char *name;
+	struct brk_msg *head, *tail;
+	size_t count;
+	struct event *timer;
+	int backoff_ms;
+};
+
+/* A node and failure already logged, so repeats stay quiet until the node
+ * recovers. */
+struct brk_logged {
+	struct brk_logged *next;
+	char *node_id;
+	int err;
+	int status;
+	enum cmicro_tls_reason reason;
+};
+
+void cmi_brk_drop(struct cmicro_broker *b, struct brk_msg *m, const char *why)
+{
+	cmi_brk_log_limited(&b->rl_drop, CMICRO_LOG_WARNING, "BROKER-DROPPED",
+			    "dropped a message of topic %s after %d attempts: %s", m->topic,
+			    m->attempts, why);
+	cmi_brk_msg_finish(b, m, b->closing ? CMICRO_ECLOSED : CMICRO_ELIMIT, true);
+}
+
+static bool bl_logged_before(struct cmicro_broker *b, const struct brk_target *t)
+{
+	for (struct brk_logged *l = b->logged; l != NULL; l = l->next) {
+		if (strcmp(l->node_id, t->node_id) == 0 && l->err == t->res.err &&
+		    l->status == t->res.status && l->reason == t->res.tls_reason)
+			return true;
+	}
+	return false;
+}
+
+static void bl_log_failure(struct cmicro_broker *b, const struct brk_msg *m,
+			   const struct brk_target *t)
+{
+	struct brk_logged *l;
+
+	if (bl_logged_before(b, t))
+		return;
+	cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-DELIVERY-FAILED",
+		"delivery of topic %s to node %s at %s://%s failed (%s%s%s): %s; the message stays "
+		"in the backlog, and further failures of this node for this reason are not logged "
+		"until it recovers",
+		m->topic, t->node_id, t->https ? "https" : "http", t->address,
+		cmicro_err_name(t->res.err),
+		t->res.tls_reason != CMICRO_TLS_REASON_NONE ? ", TLS " : "",
+		t->res.tls_reason != CMICRO_TLS_REASON_NONE ? cmicro_tls_reason_name(t->res.tls_reason)
+							   : "",
+		t->res.message);
+	l = calloc(1, sizeof(*l));
+	if (l == NULL || (l->node_id = strdup(t->node_id)) == NULL) {
+		free(l);
+		return;
+	}
+	l->err = t->res.err;
+	l->status = t->res.status;
+	l->reason = t->res.tls_reason;
+	l->next = b->logged;
+	b->logged = l;
+}
+
+static void bl_log_recovery(struct cmicro_broker *b, const struct brk_target *t)
+{
+	struct brk_logged **link = &b->logged;
+	bool was_failing = false;
+
+	while (*link != NULL) {
+		struct brk_logged *l = *link;
+
+		if (strcmp(l->node_id, t->node_id) == 0) {
+			*link = l->next;
+			free(l->node_id);
+			free(l);
+			was_failing = true;
+		} else {
+			link = &l->next;
+		}
+	}
+	if (was_failing)
+		cmi_log(CMICRO_LOG_INFO, "broker", "BROKER-DELIVERY-RECOVERED",
+			"delivery to node %s at %s works again", t->node_id, t->address);
+}
+
+static int bl_remember(char ***list, size_t *n, const char *s)
+{
+	char **grown = realloc(*list, (*n + 1) * sizeof(**list));
+
+	if (grown == NULL)
+		return -1;
+	*list = grown;
+	grown[*n] = strdup(s);
+	if (grown[*n] == NULL)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+/* Counts the attempt, remembers who has the message; returns the number of
+ * failed targets and sets *first_err. */
+static size_t bl_account(struct cmicro_broker *b, struct brk_msg *m, int *first_err)
+{
+	size_t failed = 0;
+
+	*first_err = 0;
+	for (size_t i = 0; i < m->n_targets; i++) {
+		struct brk_target *t = &m->targets[i];
+
+		if (!t->ok) {
+			atomic_fetch_add(&b->stats.failed, 1);
+			if (failed++ == 0)
+				*first_err = t->res.err;
+			bl_log_failure(b, m, t);
+			continue;
+		}
+		atomic_fetch_add(&b->stats.delivered, 1);
+		m->ever_delivered = true;
+		bl_log_recovery(b, t);
+		if (t->queue != NULL)
+			bl_remember(&m->got_queues, &m->n_got_queues, t->queue);
+		else
+			bl_remember(&m->got_nodes, &m->n_got_nodes, t->node_id);
+	}
+	return failed;
+}
+
+static void bl_clear_targets(struct brk_msg *m)
+{
+	for (size_t i = 0; i < m->n_targets; i++) {
+		free(m->targets[i].node_id);
+		free(m->targets[i].address);
+		free(m->targets[i].queue);
+	}
+	free(m->targets);
+	m->targets = NULL;
+	m->n_targets = 0;
+}
+
+static struct brk_topic *bl_topic(struct cmicro_broker *b, const char *name);
+
+static void bl_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct brk_topic *t = arg;
+	struct cmicro_broker *b = t->broker;
+	struct brk_msg *list = t->head;
+
+	(void)fd;
+	(void)what;
+	t->head = t->tail = NULL;
+	atomic_fetch_sub(&b->stats.backlog, t->count);
+	t->count = 0;
+	t->backoff_ms = t->backoff_ms * 2 > b->opts.retry_max_ms ? b->opts.retry_max_ms
+								 : t->backoff_ms * 2;
+	while (list != NULL) {
+		struct brk_msg *next = list->next;
+
+		list->retry = true;
+		atomic_fetch_add(&b->stats.retried, 1);
+		cmi_brk_ctl_push(b, list);
+		list = next;
+	}
+}
+
+static struct brk_topic *bl_topic(struct cmicro_broker *b, const char *name)
+{
+	struct brk_topic *t;
+
+	for (t = b->topics; t != NULL; t = t->next) {
+		if (strcmp(t->name, name) == 0)
+			return t;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL || (t->name = strdup(name)) == NULL ||
+	    (t->timer = event_new(b->base, -1, 0, bl_timer_cb, t)) == NULL) {
+		if (t != NULL)
+			free(t->name);
+		free(t);
+		return NULL;
+	}
+	t->broker = b;
+	t->backoff_ms = b->opts.retry_initial_ms;
+	t->next = b->topics;
+	b->topics = t;
+	return t;
+}
+
+static void bl_arm(struct brk_topic *t)
+{
+	struct timeval tv = {t->backoff_ms / 1000, (t->backoff_ms % 1000) * 1000};
+
+	if (!event_pending(t->timer, EV_TIMEOUT, NULL))
+		event_add(t->timer, &tv);
+}
+
+static void bl_push(struct cmicro_broker *b, struct brk_msg *m)
+{
+	struct brk_topic *t = bl_topic(b, m->topic);
+
+	if (t == NULL) {
+		cmi_brk_drop(b, m, "out of memory for the backlog");
+		return;
+	}
+	if (t->count >= (size_t)b->opts.backlog_max) {
+		struct brk_msg *oldest = t->head;
+
+		t->head = oldest->next;
+		if (t->head == NULL)
+			t->tail = NULL;
+		t->count--;
+		atomic_fetch_sub(&b->stats.backlog, 1);
+		cmi_brk_drop(b, oldest, "the topic's backlog is full; raise backlog_max or fix the "
+					"failing subscribers");
+	}
+	m->next = NULL;
+	if (t->tail != NULL)
+		t->tail->next = m;
+	else
+		t->head = m;
+	t->tail = m;
+	t->count++;
+	atomic_fetch_add(&b->stats.backlog, 1);
+	atomic_fetch_add(&b->stats.backlogged, 1);
+	bl_arm(t);
+}
+
+static void bl_after_success(struct cmicro_broker *b, struct brk_msg *m)
+{
+	struct brk_topic *t;
+
+	if (!m->retry)
+		return;
+	for (t = b->topics; t != NULL; t = t->next) {
+		if (strcmp(t->name, m->topic) == 0)
+			t->backoff_ms = b->opts.retry_initial_ms;
+	}
+}
+
+void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m)
+{
+	int first_err = 0;
+	size_t failed = bl_account(b, m, &first_err);
+	bool complete = failed == 0 && (m->n_targets > 0 || m->ever_delivered);
+	bool keep = !complete && !b->closing && m->attempts < b->opts.retry_max_attempts;
+	int err = m->n_targets == 0 ? CMICRO_ENOTFOUND : first_err;
+
+	if (m->pub != NULL) {
+		if (m->n_targets == 0 && m->resolve_error[0] != '\0')
+			err = CMICRO_EDB;
+		cmi_brk_pub_report(m, m->n_targets > failed ? 0 : err, keep);
+	}
+	bl_clear_targets(m);
+	if (complete) {
+		bl_after_success(b, m);
+		cmi_brk_msg_finish(b, m, 0, false);
+	} else if (b->closing) {
+		cmi_brk_drop(b, m, "the broker disconnected");
+	} else if (!keep) {
+		cmi_brk_drop(b, m, "no more delivery attempts (retry_max_attempts)");
+	} else {
+		if (m->n_targets == 0 && m->resolve_error[0] != '\0')
+			cmi_brk_log_limited(&b->rl_drop, CMICRO_LOG_WARNING, "BROKER-NO-TARGETS",
+					    "topic %s: %s; the message waits in the backlog",
+					    m->topic, m->resolve_error);
+		bl_push(b, m);
+	}
+}
+
+void cmi_brk_loop_shutdown(struct cmicro_broker *b)
+{
+	struct brk_msg *list;
+
+	b->closing = true;
+	cmi_http_client_free(b->client); /* ends running deliveries */
+	b->client = NULL;
+
+	pthread_mutex_lock(&b->lock);
+	list = b->send_head;
+	b->send_head = b->send_tail = NULL;
+	pthread_mutex_unlock(&b->lock);
+	for (struct brk_msg *next; list != NULL; list = next) {
+		next = list->next;
+		cmi_brk_drop(b, list, "the broker disconnected");
+	}
+	while (b->topics != NULL) {
+		struct brk_topic *t = b->topics;
+
+		b->topics = t->next;
+		for (struct brk_msg *m = t->head, *next; m != NULL; m = next) {
+			next = m->next;
+			atomic_fetch_sub(&b->stats.backlog, 1);
+			cmi_brk_drop(b, m, "the broker disconnected with the message in the backlog");
+		}
+		event_free(t->timer);
+		free(t->name);
+		free(t);
+	}
+	while (b->logged != NULL) {
+		struct brk_logged *l = b->logged;
+
+		b->logged = l->next;
+		free(l->node_id);
+		free(l);
+	}
+	b->closing = false;
+}

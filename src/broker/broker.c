@@ -1,0 +1,209 @@
+/* The broker object: options, life cycle (connect starts the I/O loop, the
+ * control thread and the handler threads), getters and counters. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/broker_int.h"
+
+#define BRK_DEFAULT_ADDRESS "127.0.0.1:0"
+
+CMICRO_API void cmicro_broker_opts_init(struct cmicro_broker_opts *opts)
+{
+	if (opts != NULL)
+		memset(opts, 0, sizeof(*opts));
+}
+
+static int opt_default(int value, int def)
+{
+	return value > 0 ? value : def;
+}
+
+static int brk_apply_defaults(struct cmicro_broker_opts *o)
+{
+	if (o->backlog_max > 0 && o->backlog_max < 64)
+		return cmi_error(CMICRO_EINVAL, "backlog_max %d is below the minimum of 64 messages "
+						"per topic (go-micro's floor); use 0 for the default or 64 "
+						"and more",
+				 o->backlog_max);
+	if (o->max_body_bytes == 0)
+		o->max_body_bytes = 4u << 20;
+	o->max_connections = opt_default(o->max_connections, 1024);
+	o->read_timeout_ms = opt_default(o->read_timeout_ms, 10000);
+	o->delivery_timeout_ms = opt_default(o->delivery_timeout_ms, 10000);
+	o->handler_threads = opt_default(o->handler_threads, 4);
+	o->handler_queue_max = opt_default(o->handler_queue_max, 1024);
+	o->backlog_max = opt_default(o->backlog_max, 64);
+	o->retry_initial_ms = opt_default(o->retry_initial_ms, 500);
+	o->retry_max_ms = opt_default(o->retry_max_ms, 30000);
+	if (o->retry_max_ms < o->retry_initial_ms)
+		o->retry_max_ms = o->retry_initial_ms;
+	o->retry_max_attempts = opt_default(o->retry_max_attempts, 20);
+	o->register_ttl_s = opt_default(o->register_ttl_s, 60);
+	o->register_interval_s = opt_default(o->register_interval_s, 30);
+	return 0;
+}
+
+static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_opts *opts)
+{
+	const char *env = cmi_getenv("MICRO_BROKER_ADDRESS");
+	int rc;
+
+	if (opts->address != NULL && opts->address[0] != '\0')
+		b->address_conf = cmi_strdup(opts->address);
+	else
+		b->address_conf = cmi_strdup(env && env[0] ? env : BRK_DEFAULT_ADDRESS);
+	if (b->address_conf == NULL)
+		return CMICRO_ENOMEM;
+	if (opts->registry != NULL)
+		b->reg = cmicro_registry_hold(opts->registry);
+	else if ((rc = cmicro_registry_from_env(&b->reg)) != 0)
+		return rc;
+	if (opts->tls != NULL)
+		b->tls = cmicro_tls_config_hold(opts->tls);
+	else if ((rc = cmicro_tls_config_from_env(&b->tls)) != 0)
+		return rc;
+	b->serve_tls = opts->secure || opts->tls != NULL;
+	return cmi_registry_cache_new(b->reg, 0, &b->cache);
+}
+
+CMICRO_API int cmicro_broker_new(const struct cmicro_broker_opts *opts,
+				 struct cmicro_broker **out)
+{
+	struct cmicro_broker_opts defaults = {0};
+	struct cmicro_broker *b;
+	int rc;
+
+	if (out == NULL)
+		return cmi_error(CMICRO_EINVAL, "cmicro_broker_new: out is NULL");
+	*out = NULL;
+	if (opts == NULL)
+		opts = &defaults;
+	b = cmi_calloc(1, sizeof(*b));
+	if (b == NULL)
+		return CMICRO_ENOMEM;
+	b->opts = *opts;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	rc = brk_apply_defaults(&b->opts);
+	if (rc == 0)
+		rc = cmi_brk_new_id(b->id, sizeof(b->id));
+	if (rc == 0)
+		rc = brk_resolve_deps(b, opts);
+	if (rc != 0) {
+		cmicro_broker_free(b);
+		return rc;
+	}
+	b->opts.address = b->address_conf;
+	b->opts.registry = b->reg;
+	b->opts.tls = b->tls;
+	*out = b;
+	return 0;
+}
+
+CMICRO_API void cmicro_broker_free(struct cmicro_broker *b)
+{
+	int rc;
+
+	if (b == NULL)
+		return;
+	rc = cmicro_broker_disconnect(b);
+
+	(void)rc;
+	cmi_registry_cache_free(b->cache);
+	cmicro_registry_free(b->reg);
+	cmicro_tls_config_free(b->tls);
+	free(b->address_conf);
+	free(b->address);
+	free(b->advertised);
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+CMICRO_API const char *cmicro_broker_address(const struct cmicro_broker *b)
+{
+	if (b == NULL)
+		return NULL;
+	return b->address ? b->address : b->address_conf;
+}
+
+CMICRO_API const char *cmicro_broker_id(const struct cmicro_broker *b)
+{
+	return b ? b->id : NULL;
+}
+
+CMICRO_API bool cmicro_broker_is_secure(const struct cmicro_broker *b)
+{
+	return b != NULL && b->serve_tls;
+}
+
+CMICRO_API void cmicro_broker_get_stats(const struct cmicro_broker *b,
+					struct cmicro_broker_stats *s)
+{
+	if (s == NULL)
+		return;
+	memset(s, 0, sizeof(*s));
+	if (b == NULL)
+		return;
+	s->published = atomic_load(&b->stats.published);
+	s->delivered = atomic_load(&b->stats.delivered);
+	s->failed = atomic_load(&b->stats.failed);
+	s->backlogged = atomic_load(&b->stats.backlogged);
+	s->retried = atomic_load(&b->stats.retried);
+	s->dropped = atomic_load(&b->stats.dropped);
+	s->backlog = atomic_load(&b->stats.backlog);
+	s->received = atomic_load(&b->stats.received);
+	s->handler_errors = atomic_load(&b->stats.handler_errors);
+	s->rejected = atomic_load(&b->stats.rejected);
+}
+
+static void deadline_after(struct timespec *ts, int timeout_ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Waits on cond until *flag is true; returns ETIMEDOUT past timeout_ms
+ * (negative: no limit). mutex is held by the caller. */
+int cmi_brk_wait(pthread_cond_t *cond, pthread_mutex_t *mutex, const bool *flag, int timeout_ms)
+{
+	struct timespec ts;
+
+	deadline_after(&ts, timeout_ms < 0 ? 0 : timeout_ms);
+	while (!*flag) {
+		int rc = timeout_ms < 0 ? pthread_cond_wait(cond, mutex)
+					: pthread_cond_timedwait(cond, mutex, &ts);
+
+		if (rc == ETIMEDOUT)
+			return *flag ? 0 : ETIMEDOUT;
+	}
+	return 0;
+}
+
+CMICRO_API int cmicro_broker_flush(struct cmicro_broker *b, int timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	if (b == NULL)
+		return cmi_error(CMICRO_EINVAL, "cmicro_broker_flush: broker is NULL");
+	deadline_after(&ts, timeout_ms < 0 ? 0 : timeout_ms);
+	pthread_mutex_lock(&b->lock);
+	while (b->pending > 0 && rc != ETIMEDOUT)
+		rc = timeout_ms < 0 ? pthread_cond_wait(&b->cond, &b->lock)
+				    : pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+	rc = b->pending > 0 ? cmi_error(CMICRO_ETIMEDOUT, "%llu published messages are still "
+							  "pending after %d ms; see the backlog "
+							  "counters and delivery log lines",
+					(unsigned long long)b->pending, timeout_ms)
+			    : 0;
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}

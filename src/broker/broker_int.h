@@ -1,0 +1,260 @@
+/* Internal interface of the broker layer: the message type and its
+ * go-micro JSON codec, shared by the broker modules, the tests and the fuzz
+ * targets. */
+#ifndef CMICRO_BROKER_INT_H
+#define CMICRO_BROKER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cmicro/broker.h>
+
+#include "common/common_int.h"
+
+/* The header that carries the topic inside go-micro's message envelope. */
+#define CMI_TOPIC_HEADER "Micro-Topic"
+
+struct cmi_header {
+	char *key;
+	char *value;
+};
+
+/* Headers are kept sorted by key in byte order, the order Go's
+ * encoding/json writes map keys in. */
+struct cmicro_message {
+	struct cmi_header *headers;
+	size_t n_headers;
+	size_t cap_headers;
+	unsigned char *body; /* NUL-terminated; never NULL */
+	size_t body_len;
+};
+
+/* Returns true for a topic that can travel in the envelope: non-empty
+ * UTF-8. */
+bool cmi_topic_valid(const char *topic);
+
+/*
+ * Encodes msg as go-micro's broker envelope with the Micro-Topic header set
+ * to topic: {"Header":{...},"Body":"<standard base64>"}, keys in Go's
+ * order. *json is NUL-terminated; free with free.
+ */
+int cmi_message_encode(const struct cmicro_message *msg, const char *topic, char **json,
+		       size_t *len);
+
+/*
+ * Decodes an envelope as Go's encoding/json does for go-micro's Message:
+ * field names match case-insensitively, unknown fields are ignored, a null
+ * Header or Body is empty, Body is standard base64 with padding (line
+ * breaks ignored). Returns CMICRO_EPROTO with a detail message naming the
+ * problem, or CMICRO_ENOMEM.
+ */
+int cmi_message_decode(const char *json, size_t len, struct cmicro_message **out);
+
+/* ---- broker internals ---- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <event2/event.h>
+
+#include "http/http_int.h"
+#include "registry/registry_int.h"
+
+struct brk_job;
+struct brk_msg;
+struct brk_topic;
+struct brk_logged;
+
+/* Seconds between two log lines of one rate-limited kind. */
+#define BRK_LOG_INTERVAL_S 5.0
+
+struct brk_ratelimit {
+	double last;
+	unsigned long skipped;
+};
+
+/* One node a message is sent to in one attempt. */
+struct brk_target {
+	struct brk_msg *msg;
+	char *node_id;
+	char *address;
+	char *queue; /* NULL for a broadcast node */
+	bool https;
+	bool done;
+	bool ok;
+	struct cmi_http_result res;
+};
+
+/*
+ * A published message through its life: the control thread resolves its
+ * targets, the loop thread delivers it and keeps it in its topic's backlog
+ * until every node of the topic has it. One thread owns it at a time; the
+ * queues between them hand it over.
+ */
+struct brk_msg {
+	struct brk_msg *next;
+	struct cmicro_broker *broker;
+	char *topic;
+	char *json;
+	size_t len;
+	struct cmicro_publication *pub; /* until the first attempt is reported */
+	int attempts;
+	bool retry;                     /* this attempt comes from the backlog */
+	bool ever_delivered;
+	char **got_nodes;               /* broadcast nodes that have it */
+	size_t n_got_nodes;
+	char **got_queues;              /* queue groups that have it */
+	size_t n_got_queues;
+	struct brk_target *targets;
+	size_t n_targets;
+	size_t n_done;
+	char resolve_error[256];        /* why no target could be looked up */
+};
+
+void cmi_brk_msg_free(struct brk_msg *m);
+
+/* A subscription; referenced by its owner and, while subscribed, by the
+ * broker. Fields below the lock comment are guarded by broker->lock. */
+struct cmicro_subscription {
+	atomic_int refs;
+	char *topic;
+	char *queue;   /* NULL for broadcast */
+	char *node_id;
+	char *address;
+	cmicro_handler_fn fn;
+	void *user;
+	struct cmicro_service *svc; /* what is registered */
+
+	/* Guarded by broker->lock. */
+	struct cmicro_broker *broker; /* NULL once unsubscribed */
+	struct cmicro_subscription *next;      /* in broker->subs */
+	struct cmicro_subscription *next_run;  /* in broker->run_head */
+	struct brk_job *jobs_head, *jobs_tail;
+	size_t queued;
+	bool scheduled; /* in the run queue or being run */
+	bool running;
+	pthread_t runner;
+	struct brk_ratelimit rl_error; /* used by the one thread running it */
+};
+
+struct cmicro_publication {
+	atomic_int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	struct cmicro_publish_result result;
+	cmicro_publish_fn fn;
+	void *user;
+};
+
+struct brk_counters {
+	atomic_uint_least64_t published, delivered, failed, backlogged, retried, dropped, backlog;
+	atomic_uint_least64_t received, handler_errors, rejected;
+};
+
+struct cmicro_broker {
+	struct cmicro_broker_opts opts; /* defaults applied; address owned */
+	char *address_conf;
+	char id[40];
+	struct cmicro_registry *reg;
+	struct cmi_registry_cache *cache;
+	struct cmicro_tls_config *tls;   /* held: opts.tls, or from the environment */
+	bool serve_tls;
+	struct brk_counters stats;
+
+	/* Guards everything below, and the subscription fields it names. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* workers, control thread, flush, unsubscribe */
+	bool connected;
+	bool stopping;
+	char *address;      /* the bound "host:port" */
+	char *advertised;   /* host registered for nodes */
+	struct cmicro_subscription *subs;
+	struct cmicro_subscription *run_head, *run_tail;
+	struct brk_msg *ctl_head, *ctl_tail; /* messages to resolve */
+	bool ctl_running;
+	bool ctl_stop;
+	struct brk_msg *send_head, *send_tail; /* resolved, for the loop */
+	uint64_t pending; /* published messages not yet delivered or dropped */
+
+	/* Threads and loop objects, created by connect. */
+	pthread_t loop_thread, ctl_thread;
+	pthread_t *workers;
+	int n_workers;
+	struct event_base *base;
+	struct event *send_ev;
+	struct cmi_http_server *server;
+	struct cmi_http_client *client;
+	struct cmicro_tls_context *server_ctx, *client_ctx;
+
+	/* Loop thread only. */
+	struct brk_topic *topics;
+	struct brk_logged *logged;
+	struct brk_ratelimit rl_drop, rl_reject;
+	bool closing;
+};
+
+/* address.c */
+int cmi_brk_new_id(char *buf, size_t size);
+/* True for "", "0.0.0.0", "::" and NULL: listening on every interface. */
+bool cmi_brk_host_is_any(const char *host);
+int cmi_brk_advertised_host(const char *listen_host, char *out, size_t size);
+int cmi_brk_local_ips(char ***ips, size_t *n);
+void cmi_brk_free_strings(char **list, size_t n);
+int cmi_brk_join_host_port(const char *host, int port, char *out, size_t size);
+
+/* Logs through a rate limiter; returns without logging inside the interval. */
+void cmi_brk_log_limited(struct brk_ratelimit *rl, enum cmicro_log_level level,
+			 const char *msg_id, const char *fmt, ...) CMI_PRINTF(4, 5);
+
+/* One incoming message and the handlers it still waits for; the HTTP reply
+ * goes out when the last one has finished. */
+struct brk_delivery {
+	struct cmicro_broker *broker;
+	atomic_int remaining;
+	atomic_int failed;   /* handlers that returned an error */
+	atomic_int closed;   /* handlers that never ran: the subscription closed */
+	struct cmicro_message *msg;
+	struct cmi_http_request *req;
+	char *topic;
+};
+
+struct brk_job {
+	struct brk_job *next;
+	struct brk_delivery *d;
+};
+
+/* Records one handler's outcome (0 success, > 0 handler error, < 0 never ran
+ * because the subscription closed) and replies once the last is in. */
+void cmi_brk_delivery_done(struct brk_delivery *d, int outcome);
+
+int cmi_brk_wait(pthread_cond_t *cond, pthread_mutex_t *mutex, const bool *flag, int timeout_ms);
+
+/* subscribe.c and workers.c */
+void cmi_brk_on_request(void *user, struct cmi_http_request *req);
+int cmi_brk_workers_start(struct cmicro_broker *b);
+void cmi_brk_workers_stop(struct cmicro_broker *b);
+/* Queues msg for sub (broker->lock held); false when the queue is full. */
+bool cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
+		     struct brk_job *job);
+void cmi_brk_unsubscribe_all(struct cmicro_broker *b);
+void cmi_brk_sub_release(struct cmicro_subscription *sub);
+
+/* publish.c and deliver.c */
+int cmi_brk_ctl_start(struct cmicro_broker *b);
+void cmi_brk_ctl_stop(struct cmicro_broker *b);
+void cmi_brk_send_cb(evutil_socket_t fd, short what, void *arg);
+void cmi_brk_loop_shutdown(struct cmicro_broker *b);
+/* Hands m to the control thread for (re)resolution (takes the lock). */
+void cmi_brk_ctl_push(struct cmicro_broker *b, struct brk_msg *m);
+/* Ends m: reports a pending publication with err, counts a drop, wakes
+ * flush, frees it. */
+void cmi_brk_msg_finish(struct cmicro_broker *b, struct brk_msg *m, int err, bool dropped);
+/* Drops m with a log line saying why; counts it. */
+void cmi_brk_drop(struct cmicro_broker *b, struct brk_msg *m, const char *why);
+/* Handles the outcome of an attempt once every target has responded (loop thread). */
+void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m);
+/* Reports the first attempt's outcome to the publication and releases it. */
+void cmi_brk_pub_report(struct brk_msg *m, int err, bool backlogged);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * Deliveries on the I/O loop: POSTs to every target of a message, the
+ * outcome of each attempt, and the per-topic backlog of messages that some
+ * node has not received, retried on a timer with exponential backoff.
+ */
+#include <event2/http.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+
+void cmi_brk_msg_finish(struct cmicro_broker *b, struct brk_msg *m, int err, bool dropped)
+{
+	if (m->pub != NULL)
+		cmi_brk_pub_report(m, err, false);
+	if (dropped)
+		atomic_fetch_add(&b->stats.dropped, 1);
+	pthread_mutex_lock(&b->lock);
+	if (b->pending > 0)
+		b->pending--;
+	if (b->pending == 0)
+		pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	cmi_brk_msg_free(m);
+}
+
+static void dl_target_done(void *arg, const struct cmi_http_result *res)
+{
+	struct brk_target *t = arg;
+	struct brk_msg *m = t->msg;
+
+	t->res = *res;
+	t->ok = res->err == 0 && res->status >= 200 && res->status <= 299;
+	if (!t->ok && t->res.err == 0)
+		t->res.err = CMICRO_EPROTO;
+	t->done = true;
+	if (++m->n_done == m->n_targets)
+		cmi_brk_attempt_done(m->broker, m);
+}
+
+static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
+{
+	m->attempts++;
+	m->n_done = 0;
+	if (m->n_targets == 0) {
+		cmi_brk_attempt_done(b, m);
+		return;
+	}
+	for (size_t i = 0; i < m->n_targets; i++) {
+		struct brk_target *t = &m->targets[i];
+		char *id = evhttp_uriencode(t->node_id, -1, 1);
+		char path[1200];
+		struct cmi_http_post post = {0};
+		struct cmi_http_result res = {0};
+
+		cmi_fmt(path, sizeof(path), "/?id=%s", id ? id : "");
+		free(id);
+		post.https = t->https;
+		post.address = t->address;
+		post.path = path;
+		post.peer_label = t->node_id;
+		post.body = m->json;
+		post.body_len = m->len;
+		post.timeout_ms = b->opts.delivery_timeout_ms;
+		if (cmi_http_client_post(b->client, &post, dl_target_done, t) != 0) {
+			res.err = CMICRO_ECONNECT;
+			cmi_fmt(res.message, sizeof(res.message), "%s", cmicro_last_errmsg());
+			dl_target_done(t, &res);
+		}
+	}
+}
+
+void cmi_brk_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmicro_broker *b = arg;
+	struct brk_msg *list;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&b->lock);
+	list = b->send_head;
+	b->send_head = b->send_tail = NULL;
+	pthread_mutex_unlock(&b->lock);
+	while (list != NULL) {
+		struct brk_msg *next = list->next;
+
+		list->next = NULL;
+		dl_start(b, list);
+		list = next;
+	}
+}

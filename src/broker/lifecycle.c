@@ -1,0 +1,197 @@
+/* Connecting and disconnecting a broker: TLS contexts, the HTTP server and
+ * client, and the threads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+
+/* Creates the certificate a TLS subscriber presents when its configuration
+ * has none: for the listen host, or for every local IP (go-micro's
+ * Certificate(hosts...) with maddr.IPs()). */
+static int lc_selfsigned(const char *host, struct cmicro_cert **out)
+{
+	char **ips = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!cmi_brk_host_is_any(host)) {
+		const char *one[] = {host};
+
+		return cmicro_cert_selfsigned(one, 1, out);
+	}
+	rc = cmi_brk_local_ips(&ips, &n);
+	if (rc == 0)
+		rc = cmicro_cert_selfsigned((const char *const *)ips, n, out);
+	cmi_brk_free_strings(ips, n);
+	return rc;
+}
+
+static int lc_tls_contexts(struct cmicro_broker *b, const char *host)
+{
+	struct cmicro_cert *self = NULL;
+	int rc;
+
+	rc = cmicro_tls_context_new(b->tls, CMICRO_TLS_CLIENT, NULL, &b->client_ctx);
+	if (rc != 0 || !b->serve_tls)
+		return rc;
+	if (!cmicro_tls_config_has_cert(b->tls)) {
+		rc = lc_selfsigned(host, &self);
+		if (rc != 0)
+			return rc;
+		cmi_log(CMICRO_LOG_INFO, "broker", "BROKER-SELFSIGNED",
+			"no certificate configured (MICRO_TLS_CERT_FILE); serving a self-signed "
+			"certificate for %s, which peers in secure mode reject",
+			cmi_brk_host_is_any(host) ? "every local IP" : host);
+	}
+	rc = cmicro_tls_context_new(b->tls, CMICRO_TLS_SERVER, self, &b->server_ctx);
+	cmicro_cert_free(self);
+	return rc;
+}
+
+static int lc_server(struct cmicro_broker *b, const char *host, int port)
+{
+	struct cmi_http_server_opts so = {0};
+	char bound[300], adv[256];
+	int rc;
+
+	so.host = host;
+	so.port = port;
+	so.tls = b->server_ctx;
+	so.max_body = b->opts.max_body_bytes;
+	so.max_connections = b->opts.max_connections;
+	so.read_timeout_ms = b->opts.read_timeout_ms;
+	so.handler = cmi_brk_on_request;
+	so.user = b;
+	rc = cmi_http_server_new(b->base, &so, &b->server);
+	if (rc == 0)
+		rc = cmi_brk_advertised_host(host, adv, sizeof(adv));
+	if (rc != 0)
+		return rc;
+
+	cmi_brk_join_host_port(host[0] ? host : "0.0.0.0", cmi_http_server_port(b->server), bound,
+			       sizeof(bound));
+	free(b->address);
+	free(b->advertised);
+	b->address = cmi_strdup(bound);
+	b->advertised = cmi_strdup(adv);
+	return (b->address && b->advertised) ? 0 : CMICRO_ENOMEM;
+}
+
+static void *lc_loop_main(void *arg)
+{
+	struct cmicro_broker *b = arg;
+
+	event_base_loop(b->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+static int lc_setup(struct cmicro_broker *b)
+{
+	char host[256];
+	int port, rc;
+
+	rc = cmi_http_split_address(b->address_conf, host, sizeof(host), &port);
+	if (rc == 0)
+		rc = cmi_http_threads_init();
+	if (rc != 0)
+		return rc;
+	b->base = event_base_new();
+	b->send_ev = b->base ? event_new(b->base, -1, 0, cmi_brk_send_cb, b) : NULL;
+	if (b->send_ev == NULL)
+		return cmi_error(CMICRO_ENOMEM, "cannot create the broker's event loop");
+	rc = lc_tls_contexts(b, host);
+	if (rc == 0)
+		rc = lc_server(b, host, port);
+	if (rc == 0)
+		rc = cmi_http_client_new(b->base, b->client_ctx, &b->client);
+	return rc;
+}
+
+static int lc_start_threads(struct cmicro_broker *b)
+{
+	int rc;
+
+	if (pthread_create(&b->loop_thread, NULL, lc_loop_main, b) != 0)
+		return cmi_error(CMICRO_EIO, "cannot start the broker's I/O thread");
+	b->connected = true;
+	rc = cmi_brk_workers_start(b);
+	if (rc == 0)
+		rc = cmi_brk_ctl_start(b);
+	return rc;
+}
+
+/* Frees what connect created; threads are stopped already. */
+static void lc_teardown(struct cmicro_broker *b)
+{
+	if (b->base != NULL)
+		cmi_brk_loop_shutdown(b);
+	cmi_http_client_free(b->client);
+	cmi_http_server_free(b->server);
+	b->client = NULL;
+	b->server = NULL;
+	cmicro_tls_context_free(b->client_ctx);
+	cmicro_tls_context_free(b->server_ctx);
+	b->client_ctx = b->server_ctx = NULL;
+	if (b->send_ev != NULL)
+		event_free(b->send_ev);
+	if (b->base != NULL)
+		event_base_free(b->base);
+	b->send_ev = NULL;
+	b->base = NULL;
+}
+
+static void lc_stop_threads(struct cmicro_broker *b)
+{
+	cmi_brk_workers_stop(b);
+	cmi_brk_ctl_stop(b);
+	if (b->connected && b->base != NULL) {
+		event_base_loopbreak(b->base);
+		pthread_join(b->loop_thread, NULL);
+	}
+	b->connected = false;
+}
+
+CMICRO_API int cmicro_broker_connect(struct cmicro_broker *b)
+{
+	int rc;
+
+	if (b == NULL)
+		return cmi_error(CMICRO_EINVAL, "cmicro_broker_connect: broker is NULL");
+	pthread_mutex_lock(&b->lock);
+	if (b->connected) {
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
+	b->stopping = false;
+	pthread_mutex_unlock(&b->lock);
+
+	rc = lc_setup(b);
+	if (rc == 0)
+		rc = lc_start_threads(b);
+	if (rc != 0) {
+		lc_stop_threads(b);
+		lc_teardown(b);
+		return rc;
+	}
+	cmi_log(CMICRO_LOG_INFO, "broker", "BROKER-LISTEN", "broker %s listening on %s (%s), "
+							  "advertised as %s",
+		b->id, b->address, b->serve_tls ? "HTTPS" : "HTTP", b->advertised);
+	return 0;
+}
+
+CMICRO_API int cmicro_broker_disconnect(struct cmicro_broker *b)
+{
+	if (b == NULL)
+		return cmi_error(CMICRO_EINVAL, "cmicro_broker_disconnect: broker is NULL");
+	pthread_mutex_lock(&b->lock);
+	if (!b->connected && b->base == NULL) {
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	cmi_brk_unsubscribe_all(b);
+	lc_stop_threads(b);
+	lc_teardown(b);
+	return 0;
+}

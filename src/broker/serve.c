@@ -1,0 +1,166 @@
+/*
+ * The serving side of go-micro's HTTP broker protocol. A request must be a
+ * POST of the JSON envelope with a Micro-Topic header, addressed with
+ * ?id=<node id>. Answers:
+ *   405 another method, 400 a body that is not the envelope or lacks
+ *   Micro-Topic (go-micro answers 500 there; 400 tells the sender not to
+ *   retry), 404 no subscription of that topic with that node id,
+ *   503 the subscription's queue is full or it closed meanwhile,
+ *   500 a handler returned an error, 200 every handler succeeded.
+ * libevent itself answers 413 for a body over the limit and 400 for a
+ * request it cannot parse.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+
+static void serve_reject(struct cmicro_broker *b, struct cmi_http_request *req, int status,
+			 const char *text)
+{
+	atomic_fetch_add(&b->stats.rejected, 1);
+	cmi_brk_log_limited(&b->rl_reject, CMICRO_LOG_WARNING, "BROKER-REQUEST-REJECTED",
+			    "rejected a request from %s with %d: %s", cmi_http_request_peer(req),
+			    status, text);
+	cmi_http_reply(req, status, text);
+}
+
+static void delivery_free(struct brk_delivery *d)
+{
+	cmicro_message_free(d->msg);
+	free(d->topic);
+	free(d);
+}
+
+void cmi_brk_delivery_done(struct brk_delivery *d, int outcome)
+{
+	if (outcome > 0)
+		atomic_fetch_add(&d->failed, 1);
+	else if (outcome < 0)
+		atomic_fetch_add(&d->closed, 1);
+	if (atomic_fetch_sub(&d->remaining, 1) != 1)
+		return;
+
+	if (atomic_load(&d->failed) > 0)
+		cmi_http_reply(d->req, 500, "a handler of this topic returned an error");
+	else if (atomic_load(&d->closed) > 0)
+		cmi_http_reply(d->req, 503, "the subscription closed before handling the message");
+	else
+		cmi_http_reply(d->req, 200, NULL);
+	delivery_free(d);
+}
+
+/* Checks the request and decodes its message; replies itself on failure. */
+static struct brk_delivery *serve_parse(struct cmicro_broker *b, struct cmi_http_request *req)
+{
+	struct brk_delivery *d;
+	const char *body, *topic;
+	char text[640];
+	size_t len = 0;
+
+	if (!cmi_http_request_is_post(req)) {
+		cmi_fmt(text, sizeof(text), "method %s not allowed; the broker accepts POST",
+			cmi_http_request_method(req));
+		serve_reject(b, req, 405, text);
+		return NULL;
+	}
+	d = cmi_calloc(1, sizeof(*d));
+	body = d ? cmi_http_request_body(req, &len) : NULL;
+	if (body == NULL) {
+		free(d);
+		cmi_http_reply(req, 503, "out of memory");
+		return NULL;
+	}
+	if (cmi_message_decode(body, len, &d->msg) != 0) {
+		serve_reject(b, req, 400, cmicro_last_errmsg());
+		free(d);
+		return NULL;
+	}
+	topic = cmicro_message_get_header(d->msg, CMI_TOPIC_HEADER);
+	if (topic == NULL || topic[0] == '\0' || (d->topic = strdup(topic)) == NULL) {
+		serve_reject(b, req, 400, "message has no Micro-Topic header; the publisher must "
+					  "set it to the topic");
+		delivery_free(d);
+		return NULL;
+	}
+	d->broker = b;
+	d->req = req;
+	return d;
+}
+
+/* Counts the subscriptions that take the message and whether each has
+ * room (lock held). */
+static int serve_match(struct cmicro_broker *b, const struct brk_delivery *d, const char *id,
+		       bool *full)
+{
+	int n = 0;
+
+	*full = false;
+	for (struct cmicro_subscription *s = b->subs; s != NULL; s = s->next) {
+		if (id == NULL || strcmp(s->topic, d->topic) != 0 || strcmp(s->node_id, id) != 0)
+			continue;
+		n++;
+		if (s->queued >= (size_t)b->opts.handler_queue_max)
+			*full = true;
+	}
+	return n;
+}
+
+static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const char *id)
+{
+	bool full;
+	int n;
+
+	pthread_mutex_lock(&b->lock);
+	n = serve_match(b, d, id, &full);
+	if (n == 0 || full) {
+		pthread_mutex_unlock(&b->lock);
+		return n == 0 ? 404 : 503;
+	}
+	/* One extra count, released below, keeps d alive until every job is
+	 * queued even when workers finish the first ones meanwhile. */
+	atomic_init(&d->remaining, n + 1);
+	for (struct cmicro_subscription *s = b->subs; s != NULL; s = s->next) {
+		struct brk_job *job;
+
+		if (strcmp(s->topic, d->topic) != 0 || strcmp(s->node_id, id) != 0)
+			continue;
+		job = calloc(1, sizeof(*job));
+		if (job == NULL) {
+			atomic_fetch_add(&d->closed, 1);
+			atomic_fetch_sub(&d->remaining, 1);
+			continue;
+		}
+		job->d = d;
+		cmi_brk_enqueue(b, s, job);
+	}
+	pthread_mutex_unlock(&b->lock);
+	cmi_brk_delivery_done(d, 0);
+	return 0;
+}
+
+void cmi_brk_on_request(void *user, struct cmi_http_request *req)
+{
+	struct cmicro_broker *b = user;
+	struct brk_delivery *d = serve_parse(b, req);
+	const char *id;
+	char text[640];
+	int status;
+
+	if (d == NULL)
+		return;
+	id = cmi_http_request_query(req, "id");
+	status = serve_dispatch(b, d, id);
+	if (status == 0)
+		return;
+	if (status == 404)
+		cmi_fmt(text, sizeof(text), "no subscription of topic \"%.100s\" with node id "
+					    "\"%.200s\" on this broker; the registry entry is stale",
+			d->topic, id ? id : "(missing id parameter)");
+	else
+		cmi_fmt(text, sizeof(text), "the handler queue of topic \"%.100s\" is full (%d "
+					    "messages); retry later",
+			d->topic, b->opts.handler_queue_max);
+	serve_reject(b, req, status, text);
+	delivery_free(d);
+}

@@ -1,0 +1,534 @@
+/*
+ * HTTP client on libevent's evhttp with kept-alive connections per address.
+ *
+ * An evhttp_connection of libevent 2.1 reconnects by reusing its
+ * bufferevent, which an OpenSSL bufferevent does not survive. So a
+ * connection that closed or failed is never reused. It is marked dead and
+ * freed from a separate event, because evhttp must not free a connection
+ * from inside its own callbacks.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+
+#include "http/http_server_int.h"
+
+struct cli_call;
+
+struct cli_conn {
+	struct cli_conn *next;
+	struct cmi_http_client *client;
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev; /* the TLS bufferevent; NULL for plain HTTP */
+	char key[320];           /* "https://host:port" */
+	bool busy;
+	bool dead;
+	struct cli_call *call;
+	/* evhttp's event callback while connecting, wrapped to see the TLS
+	 * state before evhttp resets the connection. */
+	bufferevent_event_cb evhttp_event_cb;
+	void *evhttp_event_arg;
+	struct cmi_http_result failure; /* err 0 until a connect failure is seen */
+};
+
+struct cli_call {
+	struct cli_call *prev, *next; /* in client->calls until done runs */
+	struct cmi_http_client *client;
+	struct cli_conn *conn;        /* NULL once the request is over */
+	cmi_http_done_fn done;
+	void *arg;
+	struct event *ev;  /* the timeout, and activated on completion */
+	bool completed;
+	int evhttp_error;  /* enum evhttp_request_error, or -1 */
+	struct cmi_http_result result;
+	char address[256];
+	char label[256];
+};
+
+struct cmi_http_client {
+	struct event_base *base;
+	struct cmicro_tls_context *tls;
+	struct cli_conn *conns;
+	struct cli_call *calls;
+	struct event *reap_ev;
+};
+
+static void cli_conn_free(struct cli_conn *conn)
+{
+	evhttp_connection_set_closecb(conn->evcon, NULL, NULL);
+	evhttp_connection_free(conn->evcon);
+	free(conn);
+}
+
+static void cli_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmi_http_client *client = arg;
+	struct cli_conn **link = &client->conns;
+
+	(void)fd;
+	(void)what;
+	while (*link != NULL) {
+		struct cli_conn *conn = *link;
+
+		if (conn->dead && !conn->busy) {
+			*link = conn->next;
+			cli_conn_free(conn);
+		} else {
+			link = &conn->next;
+		}
+	}
+}
+
+static void cli_mark_dead(struct cli_conn *conn)
+{
+	conn->dead = true;
+	event_active(conn->client->reap_ev, 0, 0);
+}
+
+static void cli_closed(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	cli_mark_dead(arg);
+}
+
+static void cli_finish(struct cli_call *call)
+{
+	call->completed = true;
+	event_active(call->ev, 0, 0);
+}
+
+static void cli_fail(struct cli_call *call, int err, const char *fmt, ...) CMI_PRINTF(3, 4);
+
+static void cli_fail(struct cli_call *call, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	call->result.err = err;
+	va_start(ap, fmt);
+	vsnprintf(call->result.message, sizeof(call->result.message), fmt, ap);
+	va_end(ap);
+}
+
+/* Classifies a failed TLS handshake or connect, before evhttp resets the
+ * connection (which puts the SSL object back into its initial state). */
+static void cli_classify_connect(struct cli_conn *conn, short what)
+{
+	struct cmi_http_result *f = &conn->failure;
+	struct cmicro_tls_verdict v;
+	SSL *ssl = conn->bev ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+	int saved = errno;
+	char why[128] = "";
+
+	if (ssl == NULL || SSL_in_before(ssl)) {
+		if (saved != 0 && (what & BEV_EVENT_ERROR))
+			cmi_fmt(why, sizeof(why), ": %s", strerror_r(saved, (char[96]){0}, 96));
+		f->err = CMICRO_ECONNECT;
+		cmi_fmt(f->message, sizeof(f->message), "cannot connect%s; check that the node is "
+							"running and the address is reachable",
+			why);
+		return;
+	}
+	memset(&v, 0, sizeof(v));
+	cmi_http_requeue_ssl_errors(conn->bev);
+	cmicro_tls_ssl_failure(ssl, &v);
+	f->tls_reason = v.reason;
+	f->err = (v.reason != CMICRO_TLS_REASON_NONE && v.openssl_code != 0) ? CMICRO_EVERIFY
+									      : CMICRO_EHANDSHAKE;
+	cmi_fmt(f->message, sizeof(f->message), "TLS handshake failed: %s",
+		v.message[0] ? v.message : "the peer closed the connection during the handshake");
+}
+
+static void cli_connect_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct cli_conn *conn = arg;
+
+	if (!(what & BEV_EVENT_CONNECTED))
+		cli_classify_connect(conn, what);
+	conn->evhttp_event_cb(bev, what, conn->evhttp_event_arg);
+}
+
+static void cli_request_error(enum evhttp_request_error error, void *arg)
+{
+	struct cli_call *call = arg;
+
+	call->evhttp_error = (int)error;
+}
+
+/* Fills the result of a request that got no response. */
+static void cli_explain_failure(struct cli_call *call)
+{
+	struct cli_conn *conn = call->conn;
+
+	if (conn->failure.err != 0) {
+		call->result = conn->failure;
+		return;
+	}
+	if (conn->bev != NULL && bufferevent_get_openssl_error(conn->bev) != 0) {
+		struct cmicro_tls_verdict v = {0};
+
+		cmi_http_requeue_ssl_errors(conn->bev);
+		cmicro_tls_ssl_failure(bufferevent_openssl_get_ssl(conn->bev), &v);
+		call->result.tls_reason = v.reason;
+		cli_fail(call, CMICRO_EHANDSHAKE, "TLS error: %s", v.message);
+		return;
+	}
+	switch (call->evhttp_error) {
+	case EVREQ_HTTP_TIMEOUT:
+		cli_fail(call, CMICRO_ETIMEDOUT, "no response in time; the node is overloaded or "
+						 "stalled");
+		break;
+	case EVREQ_HTTP_INVALID_HEADER:
+	case EVREQ_HTTP_DATA_TOO_LONG:
+		cli_fail(call, CMICRO_EPROTO, "invalid HTTP response; check that the address is a "
+					      "broker node");
+		break;
+	default:
+		cli_fail(call, CMICRO_ECONNECT, "the connection closed before a response; check "
+						"that the node serves %s",
+			 conn->bev ? "HTTPS (its metadata says secure=true)"
+				   : "plain HTTP (its metadata says secure=false)");
+	}
+}
+
+static void cli_request_done(struct evhttp_request *req, void *arg)
+{
+	struct cli_call *call = arg;
+	struct cli_conn *conn = call->conn;
+	int status = req ? evhttp_request_get_response_code(req) : 0;
+
+	if (call->completed)
+		return;
+	conn->busy = false;
+	call->result.status = status;
+	if (status == 0) {
+		cli_explain_failure(call);
+		cli_mark_dead(conn);
+	} else if (status < 200 || status > 299) {
+		cli_fail(call, 0, "HTTP %d %s", status,
+			 req && evhttp_request_get_response_code_line(req)
+				 ? evhttp_request_get_response_code_line(req)
+				 : "");
+	}
+	conn->call = NULL;
+	call->conn = NULL;
+	cli_finish(call);
+}
+
+static void cli_call_release(struct cli_call *call)
+{
+	struct cmi_http_client *client = call->client;
+
+	if (call->prev != NULL)
+		call->prev->next = call->next;
+	else
+		client->calls = call->next;
+	if (call->next != NULL)
+		call->next->prev = call->prev;
+	event_free(call->ev);
+	free(call);
+}
+
+/* Runs on completion, or at the deadline when the response is late. */
+static void cli_call_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct cli_call *call = arg;
+
+	(void)fd;
+	(void)what;
+	if (!call->completed) {
+		struct cli_conn *conn = call->conn;
+
+		cli_fail(call, CMICRO_ETIMEDOUT, "no response within the delivery timeout; the node "
+						 "is slow, stalled or unreachable");
+		call->completed = true;
+		call->conn = NULL;
+		conn->busy = false;
+		conn->call = NULL;
+		/* Freeing the connection drops the request without calling back. */
+		cli_mark_dead(conn);
+		cli_reap(-1, 0, conn->client);
+	}
+	call->done(call->arg, &call->result);
+	cli_call_release(call);
+}
+
+int cmi_http_split_address(const char *address, char *host, size_t host_size, int *port)
+{
+	const char *colon, *start = address, *end;
+	char *tail = NULL;
+	long p;
+
+	if (address == NULL)
+		return cmi_error(CMICRO_EINVAL, "address is NULL");
+	if (address[0] == '[') {
+		start = address + 1;
+		end = strchr(start, ']');
+		colon = end ? end + 1 : NULL;
+		if (colon == NULL || *colon != ':')
+			goto bad;
+	} else {
+		colon = strrchr(address, ':');
+		end = colon;
+		if (colon == NULL || strchr(address, ':') != colon)
+			goto bad;
+	}
+	p = strtol(colon + 1, &tail, 10);
+	if (colon[1] == '\0' || *tail != '\0' || p < 0 || p > 65535 ||
+	    (size_t)(end - start) >= host_size)
+		goto bad;
+	memcpy(host, start, (size_t)(end - start));
+	host[end - start] = '\0';
+	*port = (int)p;
+	return 0;
+
+bad:
+	return cmi_error(CMICRO_EINVAL, "address \"%.200s\" is not HOST:PORT (use [v6]:PORT for "
+					"IPv6) with a port from 0 to 65535",
+			 address);
+}
+
+static struct cli_conn *cli_find_idle(struct cmi_http_client *client, const char *key)
+{
+	for (struct cli_conn *c = client->conns; c != NULL; c = c->next) {
+		if (!c->busy && !c->dead && strcmp(c->key, key) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static int cli_new_bev(struct cmi_http_client *client, const char *host, const char *label,
+		       struct bufferevent **out)
+{
+	SSL *ssl = NULL;
+	int rc;
+
+	*out = NULL;
+	if (client->tls == NULL)
+		return cmi_error(CMICRO_ECONFIG, "https to %s needs a TLS client context", label);
+	rc = cmicro_tls_ssl_new(client->tls, host, label, &ssl);
+	if (rc != 0)
+		return rc;
+	*out = bufferevent_openssl_socket_new(client->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+	if (*out == NULL) {
+		SSL_free(ssl);
+		return cmi_error(CMICRO_ENOMEM, "out of memory creating a TLS connection to %s", label);
+	}
+	/* HTTP marks the end of a response itself, so a peer closing without
+	 * close_notify is not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(*out, 1);
+	return 0;
+}
+
+static int cli_new_conn(struct cmi_http_client *client, const struct cmi_http_post *post,
+			const char *key, struct cli_conn **out)
+{
+	struct cli_conn *conn;
+	char host[256];
+	int port, rc;
+
+	rc = cmi_http_split_address(post->address, host, sizeof(host), &port);
+	if (rc != 0)
+		return rc;
+	conn = cmi_calloc(1, sizeof(*conn));
+	if (conn == NULL)
+		return CMICRO_ENOMEM;
+	conn->client = client;
+	cmi_fmt(conn->key, sizeof(conn->key), "%s", key);
+	if (post->https) {
+		rc = cli_new_bev(client, host, post->peer_label ? post->peer_label : post->address,
+				 &conn->bev);
+		if (rc != 0) {
+			free(conn);
+			return rc;
+		}
+	}
+	conn->evcon = evhttp_connection_base_bufferevent_new(client->base, NULL, conn->bev, host,
+							     (ev_uint16_t)port);
+	if (conn->evcon == NULL) {
+		if (conn->bev != NULL)
+			bufferevent_free(conn->bev);
+		free(conn);
+		return cmi_error(CMICRO_ENOMEM, "cannot create a connection to %s", post->address);
+	}
+	evhttp_connection_set_retries(conn->evcon, 0);
+	evhttp_connection_set_closecb(conn->evcon, cli_closed, conn);
+	conn->next = client->conns;
+	client->conns = conn;
+	*out = conn;
+	return 0;
+}
+
+/* Wraps evhttp's connect callback (installed by evhttp_make_request) and
+ * turns Nagle off once the socket exists. */
+static void cli_after_start(struct cli_conn *conn)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn->evcon);
+	bufferevent_data_cb rcb, wcb;
+	bufferevent_event_cb ecb;
+	void *arg;
+	int one = 1;
+
+	if (bufferevent_getfd(bev) >= 0)
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bufferevent_getcb(bev, &rcb, &wcb, &ecb, &arg);
+	/* While connecting evhttp sets only an event callback; the argument is
+	 * shared by all three, so the read and write ones must be unset. */
+	if (ecb != NULL && ecb != cli_connect_event && rcb == NULL && wcb == NULL) {
+		conn->evhttp_event_cb = ecb;
+		conn->evhttp_event_arg = arg;
+		bufferevent_setcb(bev, rcb, wcb, cli_connect_event, conn);
+	}
+}
+
+static struct evhttp_request *cli_build_request(struct cli_call *call,
+						const struct cmi_http_post *post)
+{
+	struct evhttp_request *req = evhttp_request_new(cli_request_done, call);
+	struct evkeyvalq *headers;
+
+	if (req == NULL)
+		return NULL;
+	evhttp_request_set_error_cb(req, cli_request_error);
+	headers = evhttp_request_get_output_headers(req);
+	/* Go's HTTP server rejects HTTP/1.1 requests without Host. */
+	evhttp_add_header(headers, "Host", post->address);
+	evhttp_add_header(headers, "Content-Type", "application/json");
+	if (evbuffer_add(evhttp_request_get_output_buffer(req), post->body, post->body_len) != 0) {
+		evhttp_request_free(req);
+		return NULL;
+	}
+	return req;
+}
+
+static struct cli_call *cli_call_new(struct cmi_http_client *client,
+				     const struct cmi_http_post *post, cmi_http_done_fn done,
+				     void *arg)
+{
+	struct cli_call *call = cmi_calloc(1, sizeof(*call));
+
+	if (call == NULL)
+		return NULL;
+	call->client = client;
+	call->done = done;
+	call->arg = arg;
+	call->evhttp_error = -1;
+	cmi_fmt(call->address, sizeof(call->address), "%s", post->address);
+	cmi_fmt(call->label, sizeof(call->label), "%s",
+		post->peer_label ? post->peer_label : post->address);
+	call->ev = event_new(client->base, -1, 0, cli_call_event, call);
+	if (call->ev == NULL) {
+		free(call);
+		return NULL;
+	}
+	call->next = client->calls;
+	if (client->calls != NULL)
+		client->calls->prev = call;
+	client->calls = call;
+	return call;
+}
+
+static int cli_get_conn(struct cmi_http_client *client, const struct cmi_http_post *post,
+			struct cli_conn **out)
+{
+	char key[320];
+
+	cmi_fmt(key, sizeof(key), "%s://%s", post->https ? "https" : "http", post->address);
+	*out = cli_find_idle(client, key);
+	if (*out != NULL)
+		return 0;
+	return cli_new_conn(client, post, key, out);
+}
+
+int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_post *post,
+			 cmi_http_done_fn done, void *arg)
+{
+	struct timeval tv = {post->timeout_ms / 1000, (post->timeout_ms % 1000) * 1000};
+	struct evhttp_request *req;
+	struct cli_conn *conn = NULL;
+	struct cli_call *call;
+	int rc;
+
+	rc = cli_get_conn(client, post, &conn);
+	if (rc != 0)
+		return rc;
+	call = cli_call_new(client, post, done, arg);
+	req = call ? cli_build_request(call, post) : NULL;
+	if (req == NULL) {
+		if (call != NULL)
+			cli_call_release(call);
+		return cmi_error(CMICRO_ENOMEM, "out of memory building a request to %s",
+				 post->address);
+	}
+
+	call->conn = conn;
+	conn->busy = true;
+	conn->call = call;
+	evhttp_connection_set_timeout_tv(conn->evcon, &tv);
+	event_add(call->ev, &tv);
+	if (evhttp_make_request(conn->evcon, req, EVHTTP_REQ_POST, post->path) != 0) {
+		/* evhttp keeps the request on failure; it never called back. */
+		evhttp_request_free(req);
+		cli_fail(call, CMICRO_ECONNECT, "cannot start a connection to %s", post->address);
+		conn->busy = false;
+		conn->call = NULL;
+		call->conn = NULL;
+		cli_mark_dead(conn);
+		cli_finish(call);
+		return 0;
+	}
+	cli_after_start(conn);
+	return 0;
+}
+
+int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
+			struct cmi_http_client **out)
+{
+	struct cmi_http_client *client = cmi_calloc(1, sizeof(*client));
+
+	*out = NULL;
+	if (client == NULL)
+		return CMICRO_ENOMEM;
+	client->base = base;
+	client->tls = tls;
+	client->reap_ev = event_new(base, -1, 0, cli_reap, client);
+	if (client->reap_ev == NULL) {
+		free(client);
+		return cmi_error(CMICRO_ENOMEM, "out of memory creating the HTTP client");
+	}
+	*out = client;
+	return 0;
+}
+
+void cmi_http_client_free(struct cmi_http_client *client)
+{
+	if (client == NULL)
+		return;
+	while (client->calls != NULL) {
+		struct cli_call *call = client->calls;
+
+		if (!call->completed)
+			cli_fail(call, CMICRO_ECLOSED, "the broker closed before a response");
+		call->completed = true;
+		if (call->conn != NULL)
+			call->conn->call = NULL;
+		call->done(call->arg, &call->result);
+		cli_call_release(call);
+	}
+	while (client->conns != NULL) {
+		struct cli_conn *conn = client->conns;
+
+		client->conns = conn->next;
+		cli_conn_free(conn);
+	}
+	event_free(client->reap_ev);
+	free(client);
+}

@@ -1,0 +1,116 @@
+/*
+ * Internal interface of the HTTP layer: a small HTTP/1.1 server and client
+ * on libevent's evhttp, over TLS with OpenSSL bufferevents when given a
+ * cmicro TLS context. Both run on the thread of their event_base; only
+ * cmi_http_reply may be called from other threads. The layer knows nothing
+ * of topics or messages.
+ */
+#ifndef CMICRO_HTTP_INT_H
+#define CMICRO_HTTP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include <cmicro/tls.h>
+
+#include "common/common_int.h"
+
+/* Makes libevent thread-safe (evthread_use_pthreads) once per process.
+ * Every event_base that other threads touch must be created after it. */
+int cmi_http_threads_init(void);
+
+/* ---- server ---- */
+
+struct cmi_http_server;
+
+/*
+ * One request waiting for its reply. Accessors run on the loop thread (in
+ * the handler) and copy what a worker needs; cmi_http_reply may run on any
+ * thread and must be called exactly once.
+ */
+struct cmi_http_request;
+
+typedef void (*cmi_http_handler_fn)(void *user, struct cmi_http_request *req);
+
+struct cmi_http_server_opts {
+	const char *host;          /* "" or NULL: every interface */
+	int port;                  /* 0: any free port */
+	struct cmicro_tls_context *tls; /* server role; NULL for plain HTTP */
+	size_t max_body;           /* larger bodies get 413 from libevent */
+	size_t max_headers;        /* bytes of the request line and headers */
+	int max_connections;       /* more are closed right after accept */
+	int read_timeout_ms;       /* time for one complete request */
+	cmi_http_handler_fn handler;
+	void *user;
+};
+
+int cmi_http_server_new(struct event_base *base, const struct cmi_http_server_opts *opts,
+			struct cmi_http_server **out);
+/* Stops listening and closes every connection. Requests still waiting for
+ * a reply are detached: a later cmi_http_reply only releases them. */
+void cmi_http_server_free(struct cmi_http_server *srv);
+/* The bound port (useful with port 0). */
+int cmi_http_server_port(const struct cmi_http_server *srv);
+/* Connections open now. */
+int cmi_http_server_connections(const struct cmi_http_server *srv);
+
+const char *cmi_http_request_method(const struct cmi_http_request *req);
+bool cmi_http_request_is_post(const struct cmi_http_request *req);
+/* The value of one query parameter (decoded), or NULL. */
+const char *cmi_http_request_query(const struct cmi_http_request *req, const char *name);
+const char *cmi_http_request_header(const struct cmi_http_request *req, const char *name);
+/* The body, made contiguous and NUL-terminated. */
+const char *cmi_http_request_body(struct cmi_http_request *req, size_t *len);
+/* "ip:port" of the client. */
+const char *cmi_http_request_peer(const struct cmi_http_request *req);
+
+/* Sends status with a text/plain body (a line end is added) and releases
+ * req. Thread-safe; the reply is written by the loop thread. */
+void cmi_http_reply(struct cmi_http_request *req, int status, const char *body);
+
+/* ---- client ---- */
+
+struct cmi_http_client;
+
+/* tls: client role, used for https requests (NULL: https fails). */
+int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
+			struct cmi_http_client **out);
+/* Closes every connection; requests still running complete with
+ * CMICRO_ECLOSED before it returns. */
+void cmi_http_client_free(struct cmi_http_client *client);
+
+struct cmi_http_result {
+	int err;        /* 0 when a response arrived (any status) */
+	int status;     /* HTTP status, 0 without a response */
+	enum cmicro_tls_reason tls_reason;
+	char message[512]; /* the failure, with the fix where known */
+};
+
+typedef void (*cmi_http_done_fn)(void *arg, const struct cmi_http_result *result);
+
+struct cmi_http_post {
+	bool https;
+	const char *address;     /* "host:port" or "[v6]:port" */
+	const char *path;        /* "/?id=..." already encoded */
+	const char *peer_label;  /* names the peer in logs and TLS messages */
+	const char *body;
+	size_t body_len;
+	int timeout_ms;          /* whole request: connect, handshake, response */
+};
+
+/*
+ * Sends a POST with Content-Type application/json over a kept-alive
+ * connection to the address (a new one when none is idle). done is called
+ * exactly once on the loop thread, never before this returns 0. A failure
+ * to start returns an error and done is not called.
+ */
+int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_post *post,
+			 cmi_http_done_fn done, void *arg);
+
+/* Splits "host:port" or "[v6]:port" into host (without brackets) and port.
+ * Returns CMICRO_EINVAL naming the address when it has no valid port. */
+int cmi_http_split_address(const char *address, char *host, size_t host_size, int *port);
+
+#endif

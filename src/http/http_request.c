@@ -1,0 +1,243 @@
+/* Requests of the HTTP server: the handler call, accessors, and replies
+ * that any thread can send through the loop thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "http/http_server_int.h"
+
+static const char *status_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return status < 400 ? "OK" : "Error";
+	}
+}
+
+void cmi_http_requeue_ssl_errors(struct bufferevent *bev)
+{
+	unsigned long e;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		ERR_raise(ERR_GET_LIB(e), ERR_GET_REASON(e));
+}
+
+static void pending_add(struct cmi_http_server *srv, struct cmi_http_request *req)
+{
+	pthread_mutex_lock(&srv->lock);
+	req->next = srv->pending;
+	if (srv->pending != NULL)
+		srv->pending->prev = req;
+	srv->pending = req;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Called with srv->lock held. */
+static void pending_remove(struct cmi_http_server *srv, struct cmi_http_request *req)
+{
+	if (req->prev != NULL)
+		req->prev->next = req->next;
+	else
+		srv->pending = req->next;
+	if (req->next != NULL)
+		req->next->prev = req->prev;
+	req->prev = req->next = NULL;
+}
+
+static void request_free(struct cmi_http_request *req)
+{
+	if (req->query_parsed)
+		evhttp_clear_headers(&req->query);
+	free(req->reply_body);
+	free(req);
+}
+
+void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg)
+{
+	struct cmi_http_server *srv = arg;
+	struct srv_conn *conn = cmi_srv_conn_of(srv, evreq);
+	struct cmi_http_request *req = calloc(1, sizeof(*req));
+
+	if (req == NULL) {
+		evhttp_send_error(evreq, 503, "out of memory");
+		return;
+	}
+	req->srv = srv;
+	req->evreq = evreq;
+	req->conn = conn;
+	req->query.tqh_first = NULL;
+	req->query.tqh_last = &req->query.tqh_first;
+	cmi_fmt(req->peer, sizeof(req->peer), "%s", conn ? conn->peer : "unknown peer");
+	if (conn != NULL) {
+		conn->busy = true;
+		conn->requests++;
+		if (conn->deadline != NULL)
+			event_del(conn->deadline);
+	}
+	pending_add(srv, req);
+	srv->opts.handler(srv->opts.user, req);
+}
+
+static void send_one(struct cmi_http_request *req)
+{
+	struct evbuffer *buf = evbuffer_new();
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req->evreq);
+
+	if (req->conn != NULL) {
+		req->conn->busy = false;
+		cmi_srv_conn_arm(req->conn);
+	}
+	evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
+	if (req->status == 405)
+		evhttp_add_header(headers, "Allow", "POST");
+	if (buf != NULL && req->reply_body != NULL)
+		evbuffer_add_printf(buf, "%s\n", req->reply_body);
+	evhttp_send_reply(req->evreq, req->status, status_phrase(req->status), buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmi_http_server *srv = arg;
+	struct cmi_http_request *list, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&srv->lock);
+	list = srv->reply_head;
+	srv->reply_head = srv->reply_tail = NULL;
+	for (struct cmi_http_request *r = list; r != NULL; r = r->next_reply)
+		pending_remove(srv, r);
+	pthread_mutex_unlock(&srv->lock);
+
+	for (; list != NULL; list = next) {
+		next = list->next_reply;
+		send_one(list);
+		request_free(list);
+	}
+}
+
+void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
+{
+	struct cmi_http_server *srv;
+
+	if (req == NULL)
+		return;
+	req->status = status;
+	req->reply_body = body ? strdup(body) : NULL;
+
+	/* srv is read under the lock of the server it points to; the server
+	 * clears it under that same lock before going away. */
+	srv = __atomic_load_n(&req->srv, __ATOMIC_ACQUIRE);
+	if (srv != NULL) {
+		pthread_mutex_lock(&srv->lock);
+		if (req->srv != NULL) {
+			if (srv->reply_tail != NULL)
+				srv->reply_tail->next_reply = req;
+			else
+				srv->reply_head = req;
+			srv->reply_tail = req;
+			event_active(srv->reply_ev, 0, 0);
+			pthread_mutex_unlock(&srv->lock);
+			return;
+		}
+		pthread_mutex_unlock(&srv->lock);
+	}
+	request_free(req);
+}
+
+void cmi_srv_detach_requests(struct cmi_http_server *srv)
+{
+	struct cmi_http_request *queued;
+
+	pthread_mutex_lock(&srv->lock);
+	for (struct cmi_http_request *r = srv->pending; r != NULL; r = r->next)
+		__atomic_store_n(&r->srv, NULL, __ATOMIC_RELEASE);
+	srv->pending = NULL;
+	queued = srv->reply_head;
+	srv->reply_head = srv->reply_tail = NULL;
+	pthread_mutex_unlock(&srv->lock);
+
+	/* Replies already queued belong to nobody else now. */
+	while (queued != NULL) {
+		struct cmi_http_request *next = queued->next_reply;
+
+		request_free(queued);
+		queued = next;
+	}
+}
+
+const char *cmi_http_request_method(const struct cmi_http_request *req)
+{
+	switch (evhttp_request_get_command(req->evreq)) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "unknown";
+	}
+}
+
+bool cmi_http_request_is_post(const struct cmi_http_request *req)
+{
+	return evhttp_request_get_command(req->evreq) == EVHTTP_REQ_POST;
+}
+
+const char *cmi_http_request_query(const struct cmi_http_request *req, const char *name)
+{
+	struct cmi_http_request *r = (struct cmi_http_request *)req;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->evreq);
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	if (!r->query_parsed) {
+		r->query_parsed = true;
+		/* A malformed query string leaves the list empty. */
+		if (query != NULL && evhttp_parse_query_str(query, &r->query) != 0)
+			evhttp_clear_headers(&r->query);
+	}
+	return evhttp_find_header(&r->query, name);
+}
+
+const char *cmi_http_request_header(const struct cmi_http_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req->evreq), name);
+}
+
+const char *cmi_http_request_body(struct cmi_http_request *req, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req->evreq);
+	size_t n = evbuffer_get_length(in);
+	unsigned char *p;
+
+	/* A trailing NUL makes the body a C string for parsers. */
+	if (req->body_terminated)
+		n--;
+	else if (evbuffer_add(in, "", 1) != 0)
+		return NULL;
+	req->body_terminated = true;
+	p = evbuffer_pullup(in, -1);
+	if (len != NULL)
+		*len = n;
+	return (const char *)p;
+}
+
+const char *cmi_http_request_peer(const struct cmi_http_request *req)
+{
+	return req->peer;
+}

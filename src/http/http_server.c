@@ -1,0 +1,373 @@
+/*
+ * HTTP server on libevent's evhttp. evhttp of libevent 2.1 has no limit on
+ * connections and no hook when one opens, so every connection gets its
+ * bufferevent from srv_new_bev: the server counts it there, and adopts its
+ * evhttp_connection (close callback, deadline) once evhttp has set it up.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http/http_server_int.h"
+
+static int srv_log_allowed(struct cmi_http_server *srv, enum srv_log_kind kind)
+{
+	double now = cmi_now_mono();
+
+	if (now - srv->last_log[kind] < SRV_LOG_INTERVAL_S) {
+		srv->suppressed[kind]++;
+		return 0;
+	}
+	srv->last_log[kind] = now;
+	return 1;
+}
+
+/* Logs one event of a kind at most every SRV_LOG_INTERVAL_S seconds, with
+ * the number of events left out since the previous line. */
+void cmi_srv_log(struct cmi_http_server *srv, enum srv_log_kind kind, const char *msg_id,
+		 const char *fmt, ...)
+{
+	char text[768];
+	unsigned long skipped;
+	va_list ap;
+
+	if (!srv_log_allowed(srv, kind))
+		return;
+	skipped = srv->suppressed[kind];
+	srv->suppressed[kind] = 0;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (skipped > 0)
+		cmi_log(CMICRO_LOG_WARNING, "http", msg_id, "%s (%lu more like it not logged)", text,
+			skipped);
+	else
+		cmi_log(CMICRO_LOG_WARNING, "http", msg_id, "%s", text);
+}
+
+static void conn_unlink(struct srv_conn *conn)
+{
+	struct cmi_http_server *srv = conn->srv;
+
+	if (conn->prev != NULL)
+		conn->prev->next = conn->next;
+	else
+		srv->conns = conn->next;
+	if (conn->next != NULL)
+		conn->next->prev = conn->prev;
+	srv->n_conns--;
+}
+
+static void conn_release(struct srv_conn *conn)
+{
+	conn_unlink(conn);
+	if (conn->deadline != NULL)
+		event_free(conn->deadline);
+	if (!conn->adopted)
+		bufferevent_decref(conn->bev);
+	free(conn);
+}
+
+static void conn_log_handshake(struct srv_conn *conn)
+{
+	struct cmicro_tls_verdict verdict;
+	SSL *ssl;
+
+	if (conn->srv->opts.tls == NULL || conn->requests > 0)
+		return;
+	ssl = bufferevent_openssl_get_ssl(conn->bev);
+	if (ssl == NULL || SSL_is_init_finished(ssl) || SSL_in_before(ssl))
+		return;
+	memset(&verdict, 0, sizeof(verdict));
+	cmi_http_requeue_ssl_errors(conn->bev);
+	cmicro_tls_ssl_failure(ssl, &verdict);
+	cmi_srv_log(conn->srv, SRV_LOG_HANDSHAKE, "HTTP-TLS-HANDSHAKE",
+		    "TLS handshake with client %s failed: %s", conn->peer,
+		    verdict.message[0] ? verdict.message : "the client closed the connection");
+}
+
+/* evhttp calls this when it frees a connection. */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct srv_conn *conn = arg;
+
+	(void)evcon;
+	conn_log_handshake(conn);
+	conn_release(conn);
+}
+
+static void conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_conn *conn = arg;
+
+	(void)fd;
+	(void)what;
+	if (conn->busy || conn->evcon == NULL)
+		return;
+	cmi_srv_log(conn->srv, SRV_LOG_SLOW, "HTTP-SLOW-CLIENT",
+		    "client %s sent no complete request within %d ms; closing the connection",
+		    conn->peer, conn->srv->opts.read_timeout_ms);
+	evhttp_connection_free(conn->evcon); /* calls conn_closed */
+}
+
+void cmi_srv_conn_arm(struct srv_conn *conn)
+{
+	struct timeval tv;
+
+	tv.tv_sec = conn->srv->opts.read_timeout_ms / 1000;
+	tv.tv_usec = (conn->srv->opts.read_timeout_ms % 1000) * 1000;
+	if (conn->deadline != NULL)
+		event_add(conn->deadline, &tv);
+}
+
+static void conn_set_peer(struct srv_conn *conn)
+{
+	char *host = NULL;
+	ev_uint16_t port = 0;
+
+	evhttp_connection_get_peer(conn->evcon, &host, &port);
+	if (host != NULL && strchr(host, ':') != NULL)
+		cmi_fmt(conn->peer, sizeof(conn->peer), "[%s]:%u", host, port);
+	else
+		cmi_fmt(conn->peer, sizeof(conn->peer), "%s:%u", host ? host : "?", port);
+}
+
+/* Takes over the evhttp_connection that evhttp built around conn->bev. */
+static void conn_adopt(struct srv_conn *conn)
+{
+	struct cmi_http_server *srv = conn->srv;
+	bufferevent_data_cb readcb = NULL;
+	void *arg = NULL;
+	int one = 1;
+
+	bufferevent_getcb(conn->bev, &readcb, NULL, NULL, &arg);
+	if (readcb == NULL) {
+		/* evhttp failed to set the connection up and freed it already. */
+		conn_release(conn);
+		return;
+	}
+	conn->evcon = arg;
+	conn->adopted = true;
+	bufferevent_decref(conn->bev);
+	evhttp_connection_set_closecb(conn->evcon, conn_closed, conn);
+	conn_set_peer(conn);
+	setsockopt(bufferevent_getfd(conn->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	if (srv->n_conns > srv->opts.max_connections) {
+		cmi_srv_log(srv, SRV_LOG_LIMIT, "HTTP-CONN-LIMIT",
+			    "closed connection from %s: %d connections open, the limit is %d; "
+			    "raise max_connections or add subscribers",
+			    conn->peer, srv->n_conns - 1, srv->opts.max_connections);
+		evhttp_connection_free(conn->evcon); /* calls conn_closed */
+		return;
+	}
+	conn->deadline = event_new(srv->base, -1, 0, conn_deadline, conn);
+	cmi_srv_conn_arm(conn);
+}
+
+void cmi_srv_adopt_pending(struct cmi_http_server *srv)
+{
+	struct srv_conn *conn = srv->conns, *next;
+
+	for (; conn != NULL; conn = next) {
+		next = conn->next;
+		if (!conn->adopted)
+			conn_adopt(conn);
+	}
+}
+
+static void srv_adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	cmi_srv_adopt_pending(arg);
+}
+
+static struct bufferevent *srv_make_bev(struct cmi_http_server *srv)
+{
+	SSL *ssl = NULL;
+
+	if (srv->opts.tls == NULL)
+		return bufferevent_socket_new(srv->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (cmicro_tls_ssl_new(srv->opts.tls, NULL, "incoming client", &ssl) != 0) {
+		cmi_srv_log(srv, SRV_LOG_HANDSHAKE, "HTTP-TLS-SETUP",
+			    "cannot set up TLS for a new connection: %s", cmicro_last_errmsg());
+		return NULL;
+	}
+	return bufferevent_openssl_socket_new(srv->base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* evhttp asks for the bufferevent of each accepted connection here. */
+static struct bufferevent *srv_new_bev(struct event_base *base, void *arg)
+{
+	struct cmi_http_server *srv = arg;
+	struct bufferevent *bev = srv_make_bev(srv);
+	struct srv_conn *conn;
+
+	(void)base;
+	if (bev == NULL)
+		return NULL; /* evhttp then uses a plain bufferevent; TLS clients fail */
+	conn = calloc(1, sizeof(*conn));
+	if (conn == NULL)
+		return bev;
+	conn->srv = srv;
+	conn->bev = bev;
+	cmi_fmt(conn->peer, sizeof(conn->peer), "unknown peer");
+	/* The extra reference keeps bev readable in conn_adopt even when evhttp
+	 * frees the connection on a setup failure before then. */
+	bufferevent_incref(bev);
+	conn->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = conn;
+	srv->conns = conn;
+	srv->n_conns++;
+	event_active(srv->adopt_ev, 0, 0);
+	return bev;
+}
+
+struct srv_conn *cmi_srv_conn_of(struct cmi_http_server *srv, struct evhttp_request *evreq)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	cmi_srv_adopt_pending(srv);
+	for (struct srv_conn *c = srv->conns; c != NULL; c = c->next) {
+		if (c->bev == bev && c->adopted)
+			return c;
+	}
+	return NULL;
+}
+
+static int srv_bind(struct cmi_http_server *srv, const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t fd;
+
+	srv->bound = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
+	if (srv->bound == NULL)
+		return cmi_error(CMICRO_EIO, "cannot listen on %s:%d: the address is in use or not "
+					     "local; choose another broker address",
+				 host, port);
+	fd = evhttp_bound_socket_get_fd(srv->bound);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return cmi_error(CMICRO_EIO, "cannot read the port bound on %s", host);
+	if (ss.ss_family == AF_INET6)
+		srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+static int srv_setup(struct cmi_http_server *srv)
+{
+	struct timeval tv;
+
+	srv->http = evhttp_new(srv->base);
+	srv->adopt_ev = event_new(srv->base, -1, 0, srv_adopt_cb, srv);
+	srv->reply_ev = event_new(srv->base, -1, 0, cmi_srv_reply_cb, srv);
+	if (srv->http == NULL || srv->adopt_ev == NULL || srv->reply_ev == NULL)
+		return cmi_error(CMICRO_ENOMEM, "out of memory creating the HTTP server");
+
+	tv.tv_sec = srv->opts.read_timeout_ms / 1000;
+	tv.tv_usec = (srv->opts.read_timeout_ms % 1000) * 1000;
+	evhttp_set_timeout_tv(srv->http, &tv);
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)srv->opts.max_body);
+	evhttp_set_max_headers_size(srv->http, (ev_ssize_t)srv->opts.max_headers);
+	/* Every method reaches the handler, which answers 405 itself. */
+	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	/* Read an oversized body to its end before answering 413, so clients
+	 * that send without waiting see the status instead of a reset. */
+	evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_bevcb(srv->http, srv_new_bev, srv);
+	evhttp_set_gencb(srv->http, cmi_srv_request_cb, srv);
+	return 0;
+}
+
+static void srv_apply_defaults(struct cmi_http_server_opts *o)
+{
+	if (o->max_body == 0)
+		o->max_body = 4u << 20;
+	if (o->max_headers == 0)
+		o->max_headers = 64u << 10;
+	if (o->max_connections <= 0)
+		o->max_connections = 1024;
+	if (o->read_timeout_ms <= 0)
+		o->read_timeout_ms = 10000;
+}
+
+int cmi_http_server_new(struct event_base *base, const struct cmi_http_server_opts *opts,
+			struct cmi_http_server **out)
+{
+	struct cmi_http_server *srv;
+	const char *host;
+	int rc;
+
+	if (base == NULL || opts == NULL || opts->handler == NULL || out == NULL)
+		return cmi_error(CMICRO_EINVAL, "HTTP server: base, options and handler are required");
+	*out = NULL;
+	srv = cmi_calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return CMICRO_ENOMEM;
+	srv->base = base;
+	srv->opts = *opts;
+	srv_apply_defaults(&srv->opts);
+	pthread_mutex_init(&srv->lock, NULL);
+	for (size_t i = 0; i < CMI_ARRAY_LEN(srv->last_log); i++)
+		srv->last_log[i] = -SRV_LOG_INTERVAL_S;
+
+	host = (opts->host == NULL || opts->host[0] == '\0') ? "0.0.0.0" : opts->host;
+	rc = srv_setup(srv);
+	if (rc == 0)
+		rc = srv_bind(srv, host, opts->port);
+	if (rc != 0) {
+		cmi_http_server_free(srv);
+		return rc;
+	}
+	*out = srv;
+	return 0;
+}
+
+int cmi_http_server_port(const struct cmi_http_server *srv)
+{
+	return srv ? srv->port : 0;
+}
+
+int cmi_http_server_connections(const struct cmi_http_server *srv)
+{
+	return srv ? srv->n_conns : 0;
+}
+
+void cmi_http_server_free(struct cmi_http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	cmi_srv_detach_requests(srv);
+	for (struct srv_conn *c = srv->conns; c != NULL; c = c->next) {
+		if (c->adopted)
+			evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+	}
+	if (srv->http != NULL)
+		evhttp_free(srv->http); /* frees every connection */
+	while (srv->conns != NULL)
+		conn_release(srv->conns);
+	if (srv->adopt_ev != NULL)
+		event_free(srv->adopt_ev);
+	if (srv->reply_ev != NULL)
+		event_free(srv->reply_ev);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}

@@ -1,0 +1,86 @@
+/* Private structures of the HTTP server, shared by its two files. */
+#ifndef CMICRO_HTTP_SERVER_INT_H
+#define CMICRO_HTTP_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http/http_int.h"
+
+/* Seconds between two log lines of one kind of client problem. */
+#define SRV_LOG_INTERVAL_S 10.0
+
+enum srv_log_kind {
+	SRV_LOG_LIMIT = 0,
+	SRV_LOG_SLOW,
+	SRV_LOG_HANDSHAKE,
+	SRV_LOG_REQUEST,
+	SRV_LOG_KINDS
+};
+
+/* One accepted connection, owned by the loop thread. */
+struct srv_conn {
+	struct srv_conn *prev, *next;
+	struct cmi_http_server *srv;
+	struct bufferevent *bev;
+	struct evhttp_connection *evcon; /* set once adopted */
+	bool adopted;
+	bool busy;                       /* a request waits for its reply */
+	unsigned requests;
+	struct event *deadline;          /* closes a client too slow to send a request */
+	char peer[64];
+};
+
+struct cmi_http_request {
+	struct cmi_http_request *prev, *next; /* in srv->pending */
+	struct cmi_http_request *next_reply;  /* in the reply queue */
+	struct cmi_http_server *srv;          /* NULL once the server is gone */
+	struct evhttp_request *evreq;
+	struct srv_conn *conn;
+	struct evkeyvalq query;
+	bool query_parsed;
+	bool body_terminated;
+	char peer[64];
+	int status;
+	char *reply_body;
+};
+
+struct cmi_http_server {
+	struct event_base *base;
+	struct cmi_http_server_opts opts;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	int port;
+	struct srv_conn *conns;
+	int n_conns;
+	struct event *adopt_ev;
+	struct event *reply_ev;
+
+	/* Guards pending, the reply queue and every request's srv. */
+	pthread_mutex_t lock;
+	struct cmi_http_request *pending;
+	struct cmi_http_request *reply_head, *reply_tail;
+
+	double last_log[SRV_LOG_KINDS];
+	unsigned long suppressed[SRV_LOG_KINDS];
+};
+
+void cmi_srv_log(struct cmi_http_server *srv, enum srv_log_kind kind, const char *msg_id,
+		 const char *fmt, ...) CMI_PRINTF(4, 5);
+void cmi_srv_adopt_pending(struct cmi_http_server *srv);
+struct srv_conn *cmi_srv_conn_of(struct cmi_http_server *srv, struct evhttp_request *evreq);
+void cmi_srv_conn_arm(struct srv_conn *conn);
+
+/* In http_request.c. */
+void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg);
+void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg);
+void cmi_srv_detach_requests(struct cmi_http_server *srv);
+
+/* Moves the OpenSSL errors that the bufferevent kept back onto the
+ * thread's error queue, where cmicro_tls_ssl_failure reads them. */
+void cmi_http_requeue_ssl_errors(struct bufferevent *bev);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * The certificate verification callback of every cmicro context, and the
+ * verdicts it leaves on SSL objects. OpenSSL's own verification is replaced
+ * whole (SSL_CTX_set_cert_verify_callback), so the three modes share one
+ * path: off accepts without looking, on and audit run the full check, and
+ * only on rejects.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "tls/tls_verify_int.h"
+
+static int ssl_data_idx = -1;
+static pthread_once_t ssl_data_once = PTHREAD_ONCE_INIT;
+
+static void ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp)
+{
+	struct tls_ssl_data *data = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (data == NULL)
+		return;
+	free(data->host);
+	free(data->peer_label);
+	free(data->session_key);
+	free(data);
+}
+
+static void ssl_data_init(void)
+{
+	ssl_data_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, ssl_data_free);
+}
+
+int cmi_tls_ssl_data_index(void)
+{
+	pthread_once(&ssl_data_once, ssl_data_init);
+	return ssl_data_idx;
+}
+
+struct tls_ssl_data *cmi_tls_ssl_data(const SSL *ssl)
+{
+	int idx = cmi_tls_ssl_data_index();
+
+	if (ssl == NULL || idx < 0)
+		return NULL;
+	return SSL_get_ex_data(ssl, idx);
+}
+
+/* The X509_V_ERR code handed back to OpenSSL picks the TLS alert the peer
+ * receives, such as certificate_expired rather than a generic failure. */
+static int verify_alert_code(const struct cmicro_tls_verdict *v)
+{
+	if (v->openssl_code != 0)
+		return (int)v->openssl_code;
+	return X509_V_ERR_APPLICATION_VERIFICATION;
+}
+
+int cmi_tls_verify_cb(X509_STORE_CTX *store_ctx, void *arg)
+{
+	struct cmicro_tls_context *ctx = arg;
+	struct cmicro_tls_config *cfg = ctx->cfg;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_ssl_data *data = cmi_tls_ssl_data(ssl);
+	struct cmicro_tls_verdict local;
+	struct cmicro_tls_verdict *v = data ? &data->verdict : &local;
+	const char *host = NULL;
+
+	if (cfg->verify == CMICRO_TLS_VERIFY_OFF) {
+		memset(v, 0, sizeof(*v));
+		v->accepted = true;
+		X509_STORE_CTX_set_error(store_ctx, X509_V_OK);
+		return 1;
+	}
+
+	if (ctx->role == CMICRO_TLS_CLIENT)
+		host = cfg->server_name ? cfg->server_name : (data ? data->host : NULL);
+	cmi_tls_verify_chain(cfg, cfg->store, ctx->role, host, X509_STORE_CTX_get0_cert(store_ctx),
+	                     X509_STORE_CTX_get0_untrusted(store_ctx), v);
+	v->accepted = v->reason == CMICRO_TLS_REASON_NONE || cfg->verify == CMICRO_TLS_VERIFY_AUDIT;
+	if (data != NULL)
+		data->verified = true;
+	cmi_tls_config_record(cfg, data && data->peer_label ? data->peer_label : "(unnamed peer)",
+	                      v);
+
+	if (!v->accepted) {
+		X509_STORE_CTX_set_error(store_ctx, verify_alert_code(v));
+		return 0;
+	}
+	X509_STORE_CTX_set_error(store_ctx, X509_V_OK);
+	return 1;
+}
+
+CMICRO_API int cmicro_tls_ssl_verdict(const SSL *ssl, struct cmicro_tls_verdict *verdict)
+{
+	struct tls_ssl_data *data = cmi_tls_ssl_data(ssl);
+
+	if (verdict == NULL)
+		return cmi_error(CMICRO_EINVAL, "cmicro_tls_ssl_verdict: verdict must not be NULL");
+	memset(verdict, 0, sizeof(*verdict));
+	if (data == NULL)
+		return cmi_error(CMICRO_EINVAL, "cmicro_tls_ssl_verdict: the SSL object was not "
+		                                "created by cmicro_tls_ssl_new");
+	*verdict = data->verdict;
+	if (!data->verified)
+		verdict->accepted = true;
+	return 0;
+}
+
+static const char *verify_version_name(int version)
+{
+	switch (version) {
+	case SSL3_VERSION:
+		return "SSL 3.0";
+	case TLS1_VERSION:
+		return "TLS 1.0";
+	case TLS1_1_VERSION:
+		return "TLS 1.1";
+	case TLS1_2_VERSION:
+		return "TLS 1.2";
+	case TLS1_3_VERSION:
+		return "TLS 1.3";
+	default:
+		return "an unknown TLS version";
+	}
+}
+
+/* A peer that sent its hello names its version. A server that supports
+ * none of the versions the client offered sends a protocol_version alert
+ * instead, which only tells that it supports nothing from the floor up. */
+static void failure_protocol(const SSL *ssl, const struct tls_ssl_data *data, int reason,
+                             struct cmicro_tls_verdict *v)
+{
+	int floor = SSL_get_min_proto_version((SSL *)ssl);
+	const char *min = verify_version_name(floor);
+
+	v->reason = CMICRO_TLS_REASON_PROTOCOL_VERSION;
+	if (data != NULL && data->peer_version != 0 && data->peer_version < floor)
+		cmi_fmt(v->message, sizeof(v->message),
+		        "peer offered only %s; the minimum is %s: "
+		        "upgrade the peer to TLS 1.2 or later",
+		        verify_version_name(data->peer_version), min);
+	else if (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION)
+		cmi_fmt(
+		    v->message, sizeof(v->message),
+		    "peer rejected %s and later (protocol_version "
+		    "alert), so it supports only older versions; the minimum is %s: upgrade the "
+		    "peer to TLS 1.2 or later",
+		    min, min);
+	else
+		cmi_fmt(v->message, sizeof(v->message),
+		        "no TLS version in common with the peer; "
+		        "the minimum is %s: upgrade the peer to TLS 1.2 or later",
+		        min);
+}
+
+static void failure_no_cert(const SSL *ssl, struct cmicro_tls_verdict *v)
+{
+	v->reason = CMICRO_TLS_REASON_NO_CERTIFICATE;
+	if (SSL_is_server((SSL *)ssl))
+		cmi_fmt(v->message, sizeof(v->message),
+		        "the client sent no certificate but this "
+		        "server requires one (client auth require); give the client a certificate "
+		        "and key (MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE)");
+	else
+		cmi_fmt(v->message, sizeof(v->message),
+		        "the server requires a client certificate "
+		        "and none was sent; give this client a certificate and key "
+		        "(MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE)");
+}
+
+static void failure_plaintext(const SSL *ssl, struct cmicro_tls_verdict *v)
+{
+	v->reason = CMICRO_TLS_REASON_PLAINTEXT;
+	cmi_fmt(v->message, sizeof(v->message),
+	        "the peer is not speaking TLS (%s); use https "
+	        "on both sides or http on both",
+	        SSL_is_server((SSL *)ssl) ? "it sent a plain HTTP request"
+	                                  : "its reply is not a TLS record");
+}
+
+/* Maps one OpenSSL SSL-library reason to a verdict; false when unknown. */
+static bool failure_from_reason(const SSL *ssl, const struct tls_ssl_data *data, int reason,
+                                struct cmicro_tls_verdict *v)
+{
+	switch (reason) {
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+	case SSL_R_NO_PROTOCOLS_AVAILABLE:
+	case SSL_R_VERSION_TOO_LOW:
+		failure_protocol(ssl, data, reason, v);
+		return true;
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+		failure_no_cert(ssl, v);
+		return true;
+	case SSL_R_HTTP_REQUEST:
+	case SSL_R_HTTPS_PROXY_REQUEST:
+	case SSL_R_WRONG_VERSION_NUMBER:
+		failure_plaintext(ssl, v);
+		return true;
+	default:
+		return false;
+	}
+}
+
+CMICRO_API void cmicro_tls_ssl_failure(const SSL *ssl, struct cmicro_tls_verdict *verdict)
+{
+	struct tls_ssl_data *data = cmi_tls_ssl_data(ssl);
+	char openssl_text[384] = "";
+	bool known = false;
+	unsigned long e;
+
+	if (verdict == NULL)
+		return;
+	memset(verdict, 0, sizeof(*verdict));
+	if (data != NULL && data->verified && data->verdict.reason != CMICRO_TLS_REASON_NONE) {
+		*verdict = data->verdict;
+		ERR_clear_error();
+		return;
+	}
+	while ((e = ERR_get_error()) != 0) {
+		char one[256];
+
+		ERR_error_string_n(e, one, sizeof(one));
+		cmi_append(openssl_text, sizeof(openssl_text), "%s%s", openssl_text[0] ? "; " : "",
+		           one);
+		if (!known && ERR_GET_LIB(e) == ERR_LIB_SSL)
+			known = failure_from_reason(ssl, data, ERR_GET_REASON(e), verdict);
+	}
+	if (known)
+		return;
+	verdict->reason = CMICRO_TLS_REASON_OTHER;
+	cmi_fmt(verdict->message, sizeof(verdict->message), "TLS handshake failed: %s",
+	        openssl_text[0] ? openssl_text : "the connection closed during the handshake");
+}
