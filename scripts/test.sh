@@ -56,4 +56,16 @@ fi
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
+# One closing line over every ctest run, in the plain form CI reads.
+passed=0
+failed=0
+for dir in build build-asan build-fuzz; do
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$dir/ctest.log" 2>/dev/null | tail -n 1 || true)
+  [ -n "$line" ] || continue
+  total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+  bad=$(sed -E 's/.*tests passed, ([0-9]+) tests failed.*/\1/' <<<"$line")
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+done
+echo "$passed passed, $failed failed"
 exit $status
