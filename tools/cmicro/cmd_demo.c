@@ -1,9 +1,9 @@
 /*
  * `cmicro demo`: the main job in one command. It plays a small fleet on this
- * machine: a CA, subscribers and a publisher in separate processes that find
- * each other through the embedded SQLite registry and talk over verified TLS,
- * then an untrusted subscriber rejected with its reason, then audit mode
- * reporting the same failure without enforcing it.
+ * machine. A CA, subscribers and a publisher run as separate processes that
+ * find each other through the embedded SQLite registry and talk over verified
+ * TLS. Then an untrusted subscriber is rejected with its reason, and audit
+ * mode reports the same failure without enforcing it.
  */
 #include <errno.h>
 #include <fcntl.h>
