@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-dev
   libssl-dev openssl libevent-dev libjansson-dev libsqlite3-dev sqlite3
-  libcmocka-dev curl procps iproute2 etcd-server etcd-client
+  libcmocka-dev curl procps iproute2 python3 etcd-server etcd-client
 )
 
 missing=()

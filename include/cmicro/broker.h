@@ -114,6 +114,12 @@ struct cmicro_broker_opts {
 	 * 60 and 30, as go-micro's. */
 	int register_ttl_s;
 	int register_interval_s;
+	/* In secure mode (verification on) a node registered with
+	 * secure=false is never sent a message in plain HTTP: the delivery
+	 * fails with reason CMICRO_TLS_REASON_PLAINTEXT and the message stays
+	 * in the backlog. true (or MICRO_TLS_ALLOW_PLAINTEXT=true) sends to
+	 * such nodes anyway. Audit mode always sends and reports the node. */
+	bool allow_plaintext;
 };
 
 /* Fills opts with zeros, which means every default. */
@@ -273,6 +279,18 @@ struct cmicro_broker_stats {
 
 CMICRO_API void cmicro_broker_get_stats(const struct cmicro_broker *b,
 					struct cmicro_broker_stats *stats);
+
+/*
+ * Writes the broker's TLS report as one JSON object into *json (free with
+ * cmicro_free): broker_id, address, mode (off, audit or secure), verified
+ * (verifications passed), reasons (failures per reason) and findings, one
+ * per distinct (peer, reason) with address, node_id, peer, side ("server"
+ * for subscribers this broker published to, "client" for clients of its
+ * listener), reason, message, count, first_seen and last_seen (Unix
+ * seconds). The listener serves the same JSON on GET /debug/tls.
+ */
+CMICRO_API CMICRO_NODISCARD int cmicro_broker_tls_report(const struct cmicro_broker *b,
+							 char **json);
 
 #ifdef __cplusplus
 }

@@ -95,10 +95,47 @@ CMICRO_API CMICRO_NODISCARD int cmicro_registry_memory_new(struct cmicro_registr
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_sqlite_new(const char *path,
 							   struct cmicro_registry **out);
 
-/* Selects a registry from MICRO_REGISTRY (memory, sqlite; default sqlite)
- * and MICRO_REGISTRY_ADDRESS. An unknown name, or a name whose registry is
- * not built in (etcd, mdns), fails with CMICRO_ECONFIG and lists the known
- * ones. */
+struct cmicro_tls_config;
+
+/* Settings of an etcd registry. All-zero (or a NULL pointer) means every
+ * default. Strings are copied. */
+struct cmicro_etcd_opts {
+	/* Comma-separated HOST[:PORT], [IPV6][:PORT] or http(s)://HOST[:PORT];
+	 * port 2379 when missing. NULL: MICRO_REGISTRY_ADDRESS, else
+	 * 127.0.0.1:2379. */
+	const char *endpoints;
+	/* User for etcd's authentication; NULL: ETCD_USERNAME (none when unset). */
+	const char *username;
+	/* NULL: ETCD_PASSWORD. Never logged. */
+	const char *password;
+	/* TLS for https endpoints, with a client certificate for etcd's
+	 * --client-cert-auth (held). NULL: cmicro_tls_config_from_env. */
+	struct cmicro_tls_config *tls;
+	/* Limit of one request, connect included, in milliseconds; 0: 5000. */
+	int timeout_ms;
+};
+
+/*
+ * A registry in etcd 3, shared with go-micro's etcd registry: keys
+ * /micro/registry/<service>/<node id> holding the JSON of the service with
+ * that one node, attached to a lease whose TTL is the registration's. Talks
+ * to etcd's v3 JSON gateway, failing over between the endpoints. Fails with
+ * CMICRO_ECONNECT or CMICRO_ETIMEDOUT, naming every endpoint, when none
+ * answers; with CMICRO_ECONFIG for a malformed endpoint list or rejected
+ * credentials.
+ *
+ * While it runs, it keeps the leases of its registrations alive. When etcd
+ * becomes unreachable it logs REGISTRY-ETCD-OUTAGE once, and when etcd
+ * answers again it registers every node it holds again with fresh leases
+ * (REGISTRY-ETCD-RESTORED).
+ */
+CMICRO_API CMICRO_NODISCARD int cmicro_registry_etcd_new(const struct cmicro_etcd_opts *opts,
+							 struct cmicro_registry **out);
+
+/* Selects a registry from MICRO_REGISTRY (memory, sqlite, etcd; default
+ * sqlite) and MICRO_REGISTRY_ADDRESS. An unknown name, or a name whose
+ * registry is not built in (mdns), fails with CMICRO_ECONFIG and lists the
+ * known ones. */
 CMICRO_API CMICRO_NODISCARD int cmicro_registry_from_env(struct cmicro_registry **out);
 
 CMICRO_API struct cmicro_registry *cmicro_registry_hold(struct cmicro_registry *reg);

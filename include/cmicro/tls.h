@@ -181,6 +181,33 @@ CMICRO_API bool cmicro_tls_config_insecure_skip_verify(const struct cmicro_tls_c
 CMICRO_API uint64_t cmicro_tls_config_reason_count(const struct cmicro_tls_config *cfg,
 						    enum cmicro_tls_reason reason);
 
+/* One distinct verification failure (peer, reason) seen through contexts
+ * built from a configuration, in audit or secure mode. */
+struct cmicro_tls_finding {
+	char address[96];    /* "host:port" of a server, the host of a client; "" unknown */
+	char node_id[160];   /* registry node id of the peer; "" unknown */
+	char peer[160];      /* the peer's label in logs */
+	bool peer_is_client; /* found by the serving side, checking a client certificate */
+	enum cmicro_tls_reason reason;
+	char message[512];   /* the cause and the fix */
+	uint64_t count;      /* failures of this peer for this reason */
+	int64_t first_seen;  /* Unix seconds */
+	int64_t last_seen;
+};
+
+/* The number of findings kept (at most 256; later distinct failures are
+ * counted by cmicro_tls_config_reason_count only). */
+CMICRO_API size_t cmicro_tls_config_finding_count(const struct cmicro_tls_config *cfg);
+
+/* Copies finding i (in the order first seen). Returns CMICRO_EINVAL when i
+ * is out of range. */
+CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_finding(const struct cmicro_tls_config *cfg,
+							   size_t i,
+							   struct cmicro_tls_finding *out);
+
+/* Verifications that passed (on and audit modes). */
+CMICRO_API uint64_t cmicro_tls_config_verified_count(const struct cmicro_tls_config *cfg);
+
 /* The outcome of one peer's verification. */
 struct cmicro_tls_verdict {
 	enum cmicro_tls_reason reason; /* NONE when verified */

@@ -45,6 +45,20 @@ static int brk_apply_defaults(struct cmicro_broker_opts *o)
 	return 0;
 }
 
+static int brk_allow_plaintext(const struct cmicro_broker_opts *opts, bool *allow)
+{
+	const char *env = cmi_getenv("MICRO_TLS_ALLOW_PLAINTEXT");
+	int v = env ? cmi_parse_bool(env) : 0;
+
+	if (v < 0)
+		return cmi_error(CMICRO_ECONFIG, "MICRO_TLS_ALLOW_PLAINTEXT=\"%.100s\" is not a "
+						 "boolean; set true to allow plaintext delivery in secure "
+						 "mode, or unset it",
+				 env);
+	*allow = opts->allow_plaintext || v == 1;
+	return 0;
+}
+
 static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_opts *opts)
 {
 	const char *env = cmi_getenv("MICRO_BROKER_ADDRESS");
@@ -65,6 +79,9 @@ static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_
 	else if ((rc = cmicro_tls_config_from_env(&b->tls)) != 0)
 		return rc;
 	b->serve_tls = opts->secure || opts->tls != NULL;
+	rc = brk_allow_plaintext(opts, &b->opts.allow_plaintext);
+	if (rc != 0)
+		return rc;
 	return cmi_registry_cache_new(b->reg, 0, &b->cache);
 }
 

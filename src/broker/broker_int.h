@@ -50,6 +50,20 @@ int cmi_message_encode(const struct cmicro_message *msg, const char *topic, char
  */
 int cmi_message_decode(const char *json, size_t len, struct cmicro_message **out);
 
+/* A TLS report read back from GET /debug/tls (tls_report.c). */
+struct cmi_tls_report {
+	char broker_id[64];
+	char address[96];
+	char mode[16];
+	struct cmicro_tls_finding *findings;
+	size_t n;
+};
+
+/* Parses the JSON that cmicro_broker_tls_report writes. Returns
+ * CMICRO_EPROTO naming what is wrong, or CMICRO_ENOMEM. */
+int cmi_brk_tls_report_parse(const char *json, size_t len, struct cmi_tls_report **out);
+void cmi_brk_tls_report_free(struct cmi_tls_report *rep);
+
 /* ---- broker internals ---- */
 
 #include <pthread.h>
@@ -186,6 +200,8 @@ struct cmicro_broker {
 	struct cmi_http_server *server;
 	struct cmi_http_client *client;
 	struct cmicro_tls_context *server_ctx, *client_ctx;
+	char cert_fingerprint[100]; /* SHA-256 of the served certificate, "AB:CD:..." */
+	char cert_not_after[32];    /* its expiry, RFC 3339 UTC */
 
 	/* Loop thread only. */
 	struct brk_topic *topics;
@@ -229,6 +245,12 @@ struct brk_job {
 void cmi_brk_delivery_done(struct brk_delivery *d, int outcome);
 
 int cmi_brk_wait(pthread_cond_t *cond, pthread_mutex_t *mutex, const bool *flag, int timeout_ms);
+
+/* selfcheck.c */
+/* Days before expiry that start warnings: MICRO_TLS_EXPIRY_WARN_DAYS or 30. */
+int cmi_brk_expiry_warn_days(void);
+/* Records the served certificate's facts and logs its problems. */
+void cmi_brk_self_check(struct cmicro_broker *b);
 
 /* subscribe.c and workers.c */
 void cmi_brk_on_request(void *user, struct cmi_http_request *req);

@@ -38,6 +38,28 @@ static void dl_target_done(void *arg, const struct cmi_http_result *res)
 		cmi_brk_attempt_done(m->broker, m);
 }
 
+/* go-micro picks http or https from the node's secure metadata, which
+ * anyone who can write the registry sets, so in secure mode a plaintext
+ * node is a downgrade. Returns true when t must not be sent to. */
+static bool dl_refuse_plaintext(struct cmicro_broker *b, struct brk_target *t)
+{
+	enum cmicro_tls_verify mode = cmicro_tls_config_get_verify(b->tls);
+	char text[400];
+
+	if (t->https || mode == CMICRO_TLS_VERIFY_OFF || b->opts.allow_plaintext)
+		return false;
+	cmi_fmt(text, sizeof(text), "the node is registered with secure=false, so the message "
+				    "would travel as plain HTTP; serve the node over TLS, or set "
+				    "MICRO_TLS_ALLOW_PLAINTEXT=true to allow it");
+	cmi_tls_record_failure(b->tls, t->address, t->node_id, CMICRO_TLS_REASON_PLAINTEXT, text);
+	if (mode == CMICRO_TLS_VERIFY_AUDIT)
+		return false;
+	t->res.err = CMICRO_EVERIFY;
+	t->res.tls_reason = CMICRO_TLS_REASON_PLAINTEXT;
+	cmi_fmt(t->res.message, sizeof(t->res.message), "not sent: %s", text);
+	return true;
+}
+
 static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
 {
 	m->attempts++;
@@ -46,19 +68,26 @@ static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
 		cmi_brk_attempt_done(b, m);
 		return;
 	}
-	for (size_t i = 0; i < m->n_targets; i++) {
+	/* The last completion may end m, so the count is read once. */
+	for (size_t i = 0, n = m->n_targets; i < n; i++) {
 		struct brk_target *t = &m->targets[i];
 		char *id = evhttp_uriencode(t->node_id, -1, 1);
 		char path[1200];
 		struct cmi_http_post post = {0};
 		struct cmi_http_result res = {0};
 
+		if (dl_refuse_plaintext(b, t)) {
+			res = t->res;
+			dl_target_done(t, &res);
+			continue;
+		}
 		cmi_fmt(path, sizeof(path), "/?id=%s", id ? id : "");
 		free(id);
 		post.https = t->https;
 		post.address = t->address;
 		post.path = path;
 		post.peer_label = t->node_id;
+		post.node_id = t->node_id;
 		post.body = m->json;
 		post.body_len = m->len;
 		post.timeout_ms = b->opts.delivery_timeout_ms;

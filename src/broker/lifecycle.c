@@ -103,6 +103,8 @@ static int lc_setup(struct cmicro_broker *b)
 	if (rc == 0)
 		rc = lc_server(b, host, port);
 	if (rc == 0)
+		cmi_brk_self_check(b);
+	if (rc == 0)
 		rc = cmi_http_client_new(b->base, b->client_ctx, &b->client);
 	return rc;
 }

@@ -139,14 +139,35 @@ static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const
 	return 0;
 }
 
+/* Answers the read-only status paths; false for any other path, which
+ * then gets the 405 of the message protocol. */
+static bool serve_debug(struct cmicro_broker *b, struct cmi_http_request *req)
+{
+	const char *path = cmi_http_request_path(req);
+	char *json = NULL;
+
+	if (strcmp(path, "/debug/tls") != 0)
+		return false;
+	if (cmicro_broker_tls_report(b, &json) != 0) {
+		cmi_http_reply(req, 503, cmicro_last_errmsg());
+		return true;
+	}
+	cmi_http_reply_typed(req, 200, "application/json", json);
+	free(json);
+	return true;
+}
+
 void cmi_brk_on_request(void *user, struct cmi_http_request *req)
 {
 	struct cmicro_broker *b = user;
-	struct brk_delivery *d = serve_parse(b, req);
+	struct brk_delivery *d;
 	const char *id;
 	char text[640];
 	int status;
 
+	if (cmi_http_request_is_get(req) && serve_debug(b, req))
+		return;
+	d = serve_parse(b, req);
 	if (d == NULL)
 		return;
 	id = cmi_http_request_query(req, "id");

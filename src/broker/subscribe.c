@@ -5,8 +5,9 @@
 
 #include "broker/broker_int.h"
 
-static int sub_build_service(struct cmicro_subscription *sub, bool secure)
+static int sub_build_service(struct cmicro_subscription *sub, const struct cmicro_broker *b)
 {
+	bool secure = b->serve_tls;
 	struct cmicro_node *node = NULL;
 	int rc;
 
@@ -20,6 +21,12 @@ static int sub_build_service(struct cmicro_subscription *sub, bool secure)
 		rc = cmicro_service_set_meta(sub->svc, node, "topic", sub->topic);
 	if (rc == 0)
 		rc = cmicro_service_set_meta(sub->svc, node, "secure", secure ? "true" : "false");
+	/* Lets `cmicro registry ls` and `cmicro tls scan` show the certificate
+	 * without connecting. */
+	if (rc == 0 && secure && b->cert_fingerprint[0] != '\0')
+		rc = cmicro_service_set_meta(sub->svc, node, "tls_fingerprint", b->cert_fingerprint);
+	if (rc == 0 && secure && b->cert_not_after[0] != '\0')
+		rc = cmicro_service_set_meta(sub->svc, node, "tls_not_after", b->cert_not_after);
 	return rc;
 }
 
@@ -46,7 +53,7 @@ static int sub_new(struct cmicro_broker *b, const char *topic, const char *queue
 	sub->node_id = cmi_strdup(id);
 	sub->address = cmi_strdup(addr);
 	rc = (sub->topic && sub->node_id && sub->address && (!queue || !queue[0] || sub->queue))
-		     ? sub_build_service(sub, b->serve_tls)
+		     ? sub_build_service(sub, b)
 		     : CMICRO_ENOMEM;
 	if (rc != 0) {
 		cmi_brk_sub_release(sub);

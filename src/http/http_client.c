@@ -51,7 +51,12 @@ struct cli_call {
 	struct cmi_http_result result;
 	char address[256];
 	char label[256];
+	bool get;
+	char *body; /* response body of a GET */
 };
+
+/* Largest response body a GET keeps. */
+#define CLI_GET_BODY_MAX (4u * 1024 * 1024)
 
 struct cmi_http_client {
 	struct event_base *base;
@@ -198,6 +203,20 @@ static void cli_explain_failure(struct cli_call *call)
 	}
 }
 
+static void cli_keep_body(struct cli_call *call, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+
+	call->body = malloc(n + 1);
+	if (call->body == NULL)
+		return;
+	evbuffer_copyout(in, call->body, n);
+	call->body[n] = '\0';
+	call->result.body = call->body;
+	call->result.body_len = n;
+}
+
 static void cli_request_done(struct evhttp_request *req, void *arg)
 {
 	struct cli_call *call = arg;
@@ -211,7 +230,10 @@ static void cli_request_done(struct evhttp_request *req, void *arg)
 	if (status == 0) {
 		cli_explain_failure(call);
 		cli_mark_dead(conn);
-	} else if (status < 200 || status > 299) {
+	} else if (call->get) {
+		cli_keep_body(call, req);
+	}
+	if (status != 0 && (status < 200 || status > 299)) {
 		cli_fail(call, 0, "HTTP %d %s", status,
 			 req && evhttp_request_get_response_code_line(req)
 				 ? evhttp_request_get_response_code_line(req)
@@ -233,6 +255,7 @@ static void cli_call_release(struct cli_call *call)
 	if (call->next != NULL)
 		call->next->prev = call->prev;
 	event_free(call->ev);
+	free(call->body);
 	free(call);
 }
 
@@ -304,9 +327,10 @@ static struct cli_conn *cli_find_idle(struct cmi_http_client *client, const char
 	return NULL;
 }
 
-static int cli_new_bev(struct cmi_http_client *client, const char *host, const char *label,
-		       struct bufferevent **out)
+static int cli_new_bev(struct cmi_http_client *client, const char *host,
+		       const struct cmi_http_post *post, struct bufferevent **out)
 {
+	const char *label = post->peer_label ? post->peer_label : post->address;
 	SSL *ssl = NULL;
 	int rc;
 
@@ -314,8 +338,12 @@ static int cli_new_bev(struct cmi_http_client *client, const char *host, const c
 	if (client->tls == NULL)
 		return cmi_error(CMICRO_ECONFIG, "https to %s needs a TLS client context", label);
 	rc = cmicro_tls_ssl_new(client->tls, host, label, &ssl);
-	if (rc != 0)
+	if (rc == 0)
+		rc = cmi_tls_ssl_set_peer(ssl, post->address, post->node_id);
+	if (rc != 0) {
+		SSL_free(ssl);
 		return rc;
+	}
 	*out = bufferevent_openssl_socket_new(client->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
 					      BEV_OPT_CLOSE_ON_FREE);
 	if (*out == NULL) {
@@ -344,8 +372,7 @@ static int cli_new_conn(struct cmi_http_client *client, const struct cmi_http_po
 	conn->client = client;
 	cmi_fmt(conn->key, sizeof(conn->key), "%s", key);
 	if (post->https) {
-		rc = cli_new_bev(client, host, post->peer_label ? post->peer_label : post->address,
-				 &conn->bev);
+		rc = cli_new_bev(client, host, post, &conn->bev);
 		if (rc != 0) {
 			free(conn);
 			return rc;
@@ -401,6 +428,8 @@ static struct evhttp_request *cli_build_request(struct cli_call *call,
 	headers = evhttp_request_get_output_headers(req);
 	/* Go's HTTP server rejects HTTP/1.1 requests without Host. */
 	evhttp_add_header(headers, "Host", post->address);
+	if (post->get)
+		return req;
 	evhttp_add_header(headers, "Content-Type", "application/json");
 	if (evbuffer_add(evhttp_request_get_output_buffer(req), post->body, post->body_len) != 0) {
 		evhttp_request_free(req);
@@ -421,6 +450,7 @@ static struct cli_call *cli_call_new(struct cmi_http_client *client,
 	call->done = done;
 	call->arg = arg;
 	call->evhttp_error = -1;
+	call->get = post->get;
 	cmi_fmt(call->address, sizeof(call->address), "%s", post->address);
 	cmi_fmt(call->label, sizeof(call->label), "%s",
 		post->peer_label ? post->peer_label : post->address);
@@ -474,7 +504,10 @@ int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_p
 	conn->call = call;
 	evhttp_connection_set_timeout_tv(conn->evcon, &tv);
 	event_add(call->ev, &tv);
-	if (evhttp_make_request(conn->evcon, req, EVHTTP_REQ_POST, post->path) != 0) {
+	if (post->get)
+		evhttp_connection_set_max_body_size(conn->evcon, CLI_GET_BODY_MAX);
+	if (evhttp_make_request(conn->evcon, req, post->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
+				post->path) != 0) {
 		/* evhttp keeps the request on failure; it never called back. */
 		evhttp_request_free(req);
 		cli_fail(call, CMICRO_ECONNECT, "cannot start a connection to %s", post->address);

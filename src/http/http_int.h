@@ -16,6 +16,7 @@
 #include <cmicro/tls.h>
 
 #include "common/common_int.h"
+#include "tls/tls_int.h"
 
 /* Makes libevent thread-safe (evthread_use_pthreads) once per process.
  * Every event_base that other threads touch must be created after it. */
@@ -63,12 +64,19 @@ const char *cmi_http_request_query(const struct cmi_http_request *req, const cha
 const char *cmi_http_request_header(const struct cmi_http_request *req, const char *name);
 /* The body, made contiguous and NUL-terminated. */
 const char *cmi_http_request_body(struct cmi_http_request *req, size_t *len);
+bool cmi_http_request_is_get(const struct cmi_http_request *req);
+/* The path of the request URI, without the query ("/" when empty). */
+const char *cmi_http_request_path(const struct cmi_http_request *req);
 /* "ip:port" of the client. */
 const char *cmi_http_request_peer(const struct cmi_http_request *req);
 
 /* Sends status with a text/plain body (a line end is added) and releases
  * req. Thread-safe; the reply is written by the loop thread. */
 void cmi_http_reply(struct cmi_http_request *req, int status, const char *body);
+/* As cmi_http_reply with a Content-Type (a static string) instead of
+ * text/plain. */
+void cmi_http_reply_typed(struct cmi_http_request *req, int status, const char *content_type,
+			  const char *body);
 
 /* ---- client ---- */
 
@@ -86,6 +94,8 @@ struct cmi_http_result {
 	int status;     /* HTTP status, 0 without a response */
 	enum cmicro_tls_reason tls_reason;
 	char message[512]; /* the failure, with the fix where known */
+	const char *body;  /* response body of a GET (borrowed for the callback), or NULL */
+	size_t body_len;
 };
 
 typedef void (*cmi_http_done_fn)(void *arg, const struct cmi_http_result *result);
@@ -95,13 +105,16 @@ struct cmi_http_post {
 	const char *address;     /* "host:port" or "[v6]:port" */
 	const char *path;        /* "/?id=..." already encoded */
 	const char *peer_label;  /* names the peer in logs and TLS messages */
+	const char *node_id;     /* the peer's registry node id for TLS findings, or NULL */
 	const char *body;
 	size_t body_len;
 	int timeout_ms;          /* whole request: connect, handshake, response */
+	bool get;                /* GET without a body, keeping the response body */
 };
 
 /*
- * Sends a POST with Content-Type application/json over a kept-alive
+ * Sends a POST with Content-Type application/json (or a GET when post->get
+ * is set, whose response body, at most 4 MiB, is passed to done) over a kept-alive
  * connection to the address (a new one when none is idle). done is called
  * exactly once on the loop thread, never before this returns 0. A failure
  * to start returns an error and done is not called.

@@ -97,7 +97,8 @@ static void send_one(struct cmi_http_request *req)
 		req->conn->busy = false;
 		cmi_srv_conn_arm(req->conn);
 	}
-	evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
+	evhttp_add_header(headers, "Content-Type",
+			  req->content_type ? req->content_type : "text/plain; charset=utf-8");
 	if (req->status == 405)
 		evhttp_add_header(headers, "Allow", "POST");
 	if (buf != NULL && req->reply_body != NULL)
@@ -126,6 +127,15 @@ void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
 		send_one(list);
 		request_free(list);
 	}
+}
+
+void cmi_http_reply_typed(struct cmi_http_request *req, int status, const char *content_type,
+			  const char *body)
+{
+	if (req == NULL)
+		return;
+	req->content_type = content_type;
+	cmi_http_reply(req, status, body);
 }
 
 void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
@@ -235,6 +245,19 @@ const char *cmi_http_request_body(struct cmi_http_request *req, size_t *len)
 	if (len != NULL)
 		*len = n;
 	return (const char *)p;
+}
+
+bool cmi_http_request_is_get(const struct cmi_http_request *req)
+{
+	return evhttp_request_get_command(req->evreq) == EVHTTP_REQ_GET;
+}
+
+const char *cmi_http_request_path(const struct cmi_http_request *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->evreq);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+
+	return path && path[0] ? path : "/";
 }
 
 const char *cmi_http_request_peer(const struct cmi_http_request *req)

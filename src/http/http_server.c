@@ -141,6 +141,22 @@ static void conn_set_peer(struct srv_conn *conn)
 		cmi_fmt(conn->peer, sizeof(conn->peer), "%s:%u", host ? host : "?", port);
 }
 
+/* Names the client in TLS findings by its host only: its port changes
+ * with every connection, which would defeat logging each peer once. */
+static void conn_name_tls_peer(struct srv_conn *conn)
+{
+	SSL *ssl = conn->srv->opts.tls ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+	char host[64];
+	int port;
+
+	if (ssl == NULL)
+		return;
+	if (cmi_http_split_address(conn->peer, host, sizeof(host), &port) != 0)
+		cmi_fmt(host, sizeof(host), "%s", conn->peer);
+	if (cmi_tls_ssl_set_peer(ssl, host, NULL) != 0)
+		cmi_error_clear();
+}
+
 /* Takes over the evhttp_connection that evhttp built around conn->bev. */
 static void conn_adopt(struct srv_conn *conn)
 {
@@ -160,6 +176,7 @@ static void conn_adopt(struct srv_conn *conn)
 	bufferevent_decref(conn->bev);
 	evhttp_connection_set_closecb(conn->evcon, conn_closed, conn);
 	conn_set_peer(conn);
+	conn_name_tls_peer(conn);
 	setsockopt(bufferevent_getfd(conn->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	if (srv->n_conns > srv->opts.max_connections) {

@@ -46,6 +46,7 @@ struct cmi_http_request {
 	char peer[64];
 	int status;
 	char *reply_body;
+	const char *content_type; /* static; NULL for text/plain */
 };
 
 struct cmi_http_server {

@@ -126,7 +126,9 @@ CMICRO_API int cmicro_registry_list_services(struct cmicro_registry *reg,
 }
 
 /* Registries that MICRO_REGISTRY may name, for the error on unknown names. */
-#define KNOWN_REGISTRIES "sqlite (the default: processes of one machine) or memory (one process)"
+#define KNOWN_REGISTRIES                                                                           \
+	"sqlite (the default: processes of one machine), etcd (a fleet; MICRO_REGISTRY_ADDRESS "   \
+	"lists its endpoints) or memory (one process)"
 
 CMICRO_API int cmicro_registry_from_env(struct cmicro_registry **out)
 {
@@ -139,7 +141,9 @@ CMICRO_API int cmicro_registry_from_env(struct cmicro_registry **out)
 		return cmicro_registry_sqlite_new(NULL, out);
 	if (strcasecmp(name, "memory") == 0)
 		return cmicro_registry_memory_new(out);
-	if (strcasecmp(name, "etcd") == 0 || strcasecmp(name, "mdns") == 0)
+	if (strcasecmp(name, "etcd") == 0)
+		return cmicro_registry_etcd_new(NULL, out);
+	if (strcasecmp(name, "mdns") == 0)
 		return cmi_error(CMICRO_ECONFIG,
 				 "MICRO_REGISTRY=%s: the %s registry is not built "
 				 "into this cmicro yet; use " KNOWN_REGISTRIES,

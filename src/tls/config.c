@@ -123,6 +123,7 @@ static void config_destroy(struct cmicro_tls_config *cfg)
 	free(cfg->keylog_file);
 	X509_STORE_free(cfg->store);
 	free(cfg->audit.hashes);
+	free(cfg->audit.findings);
 	pthread_mutex_destroy(&cfg->audit.lock);
 	pthread_mutex_destroy(&cfg->lock);
 	free(cfg);
@@ -355,73 +356,4 @@ CMICRO_API uint64_t cmicro_tls_config_reason_count(const struct cmicro_tls_confi
 	if (cfg == NULL || (int)reason < 0 || reason >= CMICRO_TLS_REASON_COUNT)
 		return 0;
 	return atomic_load(&((struct cmicro_tls_config *)cfg)->reason_counts[reason]);
-}
-
-/* FNV-1a over the reason and the peer label: the audit set stores hashes
- * only, so its memory does not depend on label lengths. */
-static uint64_t config_audit_hash(const char *peer, enum cmicro_tls_reason reason)
-{
-	uint64_t h = 14695981039346656037ull;
-
-	h = (h ^ (uint64_t)reason) * 1099511628211ull;
-	for (const unsigned char *p = (const unsigned char *)peer; *p != '\0'; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h != 0 ? h : 1;
-}
-
-/* Returns true when (peer, reason) was not seen before and is now recorded;
- * false when seen, or when the set is full (reported once). */
-static bool config_audit_first(struct tls_audit_set *set, uint64_t hash, bool *full_now)
-{
-	const size_t slots = 2 * CMI_TLS_AUDIT_MAX;
-	bool fresh = false;
-
-	pthread_mutex_lock(&set->lock);
-	if (set->hashes == NULL)
-		set->hashes = calloc(slots, sizeof(*set->hashes));
-	for (size_t i = hash % slots, n = 0; set->hashes != NULL && n < slots;
-	     i = (i + 1) % slots, n++) {
-		if (set->hashes[i] == hash)
-			break;
-		if (set->hashes[i] != 0)
-			continue;
-		if (set->used < CMI_TLS_AUDIT_MAX) {
-			set->hashes[i] = hash;
-			set->used++;
-			fresh = true;
-		} else if (!set->full_reported) {
-			set->full_reported = true;
-			*full_now = true;
-		}
-		break;
-	}
-	pthread_mutex_unlock(&set->lock);
-	return fresh;
-}
-
-void cmi_tls_config_record(struct cmicro_tls_config *cfg, const char *peer,
-                           const struct cmicro_tls_verdict *verdict)
-{
-	bool full_now = false;
-
-	if (verdict->reason == CMICRO_TLS_REASON_NONE || verdict->reason >= CMICRO_TLS_REASON_COUNT)
-		return;
-	atomic_fetch_add(&cfg->reason_counts[verdict->reason], 1);
-	if (cfg->verify != CMICRO_TLS_VERIFY_AUDIT) {
-		cmi_log(CMICRO_LOG_DEBUG, "tls", "TLS-VERIFY-FAIL", "peer %s rejected (%s): %s",
-		        peer, cmicro_tls_reason_name(verdict->reason), verdict->message);
-		return;
-	}
-
-	if (config_audit_first(&cfg->audit, config_audit_hash(peer, verdict->reason), &full_now))
-		cmi_log(CMICRO_LOG_WARNING, "tls", "TLS-AUDIT",
-		        "audit: peer %s would be rejected "
-		        "in secure mode (%s): %s",
-		        peer, cmicro_tls_reason_name(verdict->reason), verdict->message);
-	if (full_now)
-		cmi_log(
-		    CMICRO_LOG_WARNING, "tls", "TLS-AUDIT",
-		    "audit: %d distinct peer failures "
-		    "logged; further new ones are only counted (cmicro_tls_config_reason_count)",
-		    CMI_TLS_AUDIT_MAX);
 }

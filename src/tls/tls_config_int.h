@@ -23,11 +23,18 @@
 /* Resumable client sessions kept per context, one per "host:port". */
 #define CMI_TLS_SESSION_MAX 256
 
+/* Findings kept with their details for reports (cmicro tls report); later
+ * distinct failures are still counted but not listed. */
+#define CMI_TLS_FINDINGS_MAX 256
+
 struct tls_audit_set {
 	pthread_mutex_t lock;
 	uint64_t *hashes; /* open addressing, 0 = empty slot */
 	size_t used;
 	bool full_reported;
+	struct cmicro_tls_finding *findings; /* CMI_TLS_FINDINGS_MAX slots, allocated on use */
+	size_t n_findings;
+	_Atomic uint64_t handshakes_ok; /* verifications that passed */
 };
 
 struct cmicro_tls_config {
@@ -84,6 +91,8 @@ struct tls_ssl_data {
 	char *host;
 	char *peer_label;
 	char *session_key; /* set by cmi_tls_session_resume */
+	char *address;     /* "host:port" of the peer, or its host for clients of a server */
+	char *node_id;     /* the registry node id of the peer, when known */
 	int peer_version;  /* version field of the peer's hello, 0 until seen */
 	bool verified;     /* the verification callback ran */
 	struct cmicro_tls_verdict verdict;
@@ -135,9 +144,11 @@ int cmi_tls_config_check_open(struct cmicro_tls_config *cfg, const char *setter)
  * Returns the store with a new reference, or NULL with an error set. */
 X509_STORE *cmi_tls_config_freeze(struct cmicro_tls_config *cfg);
 
-/* Counts one failure and, in audit mode, logs it once per (peer, reason). */
-void cmi_tls_config_record(struct cmicro_tls_config *cfg, const char *peer,
-                           const struct cmicro_tls_verdict *verdict);
+/* Counts one failure and, in audit mode, logs it once per (address, node
+ * id, reason); peer labels the peer when neither is known. Keeps the
+ * finding for cmicro_tls_config_finding. */
+void cmi_tls_config_record(struct cmicro_tls_config *cfg, const struct tls_ssl_data *data,
+                           enum cmicro_tls_role role, const struct cmicro_tls_verdict *verdict);
 
 /* The ex_data index of struct tls_ssl_data on SSL objects. */
 int cmi_tls_ssl_data_index(void);

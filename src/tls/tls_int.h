@@ -93,4 +93,14 @@ SSL_SESSION *cmi_tls_session_get(struct cmicro_tls_context *ctx, const char *key
  * entry when the cache is full. */
 int cmi_tls_session_put(struct cmicro_tls_context *ctx, const char *key, SSL_SESSION *session);
 
+/* Names the peer of ssl for findings and audit logs: address ("host:port",
+ * or the host of a client) and node id; either may be NULL. Copies both. */
+int cmi_tls_ssl_set_peer(SSL *ssl, const char *address, const char *node_id);
+
+/* Records a failure found outside a handshake (a node that would be sent
+ * plaintext) as the verification callback records its own: counted, kept
+ * as a finding, and logged once per peer and reason in audit mode. */
+void cmi_tls_record_failure(struct cmicro_tls_config *cfg, const char *address,
+			    const char *node_id, enum cmicro_tls_reason reason, const char *message);
+
 #endif

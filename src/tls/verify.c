@@ -32,6 +32,8 @@ static void ssl_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
 	free(data->host);
 	free(data->peer_label);
 	free(data->session_key);
+	free(data->address);
+	free(data->node_id);
 	free(data);
 }
 
@@ -88,8 +90,7 @@ int cmi_tls_verify_cb(X509_STORE_CTX *store_ctx, void *arg)
 	v->accepted = v->reason == CMICRO_TLS_REASON_NONE || cfg->verify == CMICRO_TLS_VERIFY_AUDIT;
 	if (data != NULL)
 		data->verified = true;
-	cmi_tls_config_record(cfg, data && data->peer_label ? data->peer_label : "(unnamed peer)",
-	                      v);
+	cmi_tls_config_record(cfg, data, ctx->role, v);
 
 	if (!v->accepted) {
 		X509_STORE_CTX_set_error(store_ctx, verify_alert_code(v));
@@ -97,6 +98,24 @@ int cmi_tls_verify_cb(X509_STORE_CTX *store_ctx, void *arg)
 	}
 	X509_STORE_CTX_set_error(store_ctx, X509_V_OK);
 	return 1;
+}
+
+int cmi_tls_ssl_set_peer(SSL *ssl, const char *address, const char *node_id)
+{
+	struct tls_ssl_data *data = cmi_tls_ssl_data(ssl);
+	char *a = address ? cmi_strdup(address) : NULL;
+	char *n = node_id ? cmi_strdup(node_id) : NULL;
+
+	if (data == NULL || (address && a == NULL) || (node_id && n == NULL)) {
+		free(a);
+		free(n);
+		return data == NULL ? CMICRO_EINVAL : CMICRO_ENOMEM;
+	}
+	free(data->address);
+	free(data->node_id);
+	data->address = a;
+	data->node_id = n;
+	return 0;
 }
 
 CMICRO_API int cmicro_tls_ssl_verdict(const SSL *ssl, struct cmicro_tls_verdict *verdict)

@@ -95,10 +95,17 @@ expect_contains "unknown registry" "$err" 'MICRO_REGISTRY="zookeeper" is not a k
 expect_contains "unknown registry lists known" "$err" "sqlite"
 
 set +e
+err=$(MICRO_REGISTRY=mdns "$bin" registry ls 2>&1); rc=$?
+set -e
+[ "$rc" = 2 ] || fail "MICRO_REGISTRY=mdns exited $rc, expected 2"
+expect_contains "mdns registry" "$err" "not built into this cmicro yet"
+
+# An etcd address that is a file path is named with the accepted forms.
+set +e
 err=$(MICRO_REGISTRY=etcd "$bin" registry ls 2>&1); rc=$?
 set -e
-[ "$rc" = 2 ] || fail "MICRO_REGISTRY=etcd exited $rc, expected 2"
-expect_contains "etcd registry" "$err" "not built into this cmicro yet"
+[ "$rc" = 2 ] || fail "MICRO_REGISTRY=etcd with a file address exited $rc, expected 2"
+expect_contains "etcd address form" "$err" "use HOST[:PORT]"
 
 head -c 4096 /dev/urandom >"$work/garbage.db"
 set +e

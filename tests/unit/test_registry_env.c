@@ -67,19 +67,36 @@ static void test_env_unknown_name_lists_known(void **state)
 	TK_CONTAINS(cmicro_last_errmsg(), "memory");
 }
 
-/* etcd and mdns are go-micro registries that cmicro does not build yet. */
-static void test_env_etcd_not_built_yet(void **state)
+/* mdns is a go-micro registry that cmicro does not build yet. */
+static void test_env_mdns_not_built_yet(void **state)
 {
 	struct cmicro_registry *reg = NULL;
 
 	(void)state;
-	setenv("MICRO_REGISTRY", "etcd", 1);
-	TK_FAIL(cmicro_registry_from_env(&reg), CMICRO_ECONFIG);
-	TK_CONTAINS(cmicro_last_errmsg(), "the etcd registry is not built into this cmicro yet");
 	setenv("MICRO_REGISTRY", "mdns", 1);
 	TK_FAIL(cmicro_registry_from_env(&reg), CMICRO_ECONFIG);
 	TK_CONTAINS(cmicro_last_errmsg(), "the mdns registry");
 	assert_null(reg);
+}
+
+/* MICRO_REGISTRY=etcd selects the etcd registry, which names the endpoint it
+ * could not reach (a port nothing listens on). */
+static void test_env_etcd_unreachable_named(void **state)
+{
+	struct cmicro_registry *reg = NULL;
+	char address[64];
+	int rc;
+
+	(void)state;
+	snprintf(address, sizeof(address), "127.0.0.1:%d", tk_free_port());
+	setenv("MICRO_REGISTRY", "etcd", 1);
+	setenv("MICRO_REGISTRY_ADDRESS", address, 1);
+	rc = cmicro_registry_from_env(&reg);
+	setenv("MICRO_REGISTRY_ADDRESS", db_path, 1);
+	unsetenv("MICRO_REGISTRY");
+	assert_int_not_equal(rc, 0);
+	assert_null(reg);
+	TK_CONTAINS(cmicro_last_errmsg(), address);
 }
 
 static void test_env_bad_address_reported(void **state)
@@ -102,7 +119,8 @@ int main(void)
 		cmocka_unit_test(test_env_unset_selects_sqlite),
 		cmocka_unit_test(test_env_names_select_registry),
 		cmocka_unit_test(test_env_unknown_name_lists_known),
-		cmocka_unit_test(test_env_etcd_not_built_yet),
+		cmocka_unit_test(test_env_mdns_not_built_yet),
+		cmocka_unit_test(test_env_etcd_unreachable_named),
 		cmocka_unit_test(test_env_bad_address_reported),
 	};
 

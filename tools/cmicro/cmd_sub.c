@@ -20,6 +20,7 @@ struct sub_args {
 	const char *address;
 	long count; /* 0: no limit */
 	bool json;
+	bool plain; /* serve plain HTTP (registered as secure=false) */
 };
 
 struct sub_state {
@@ -38,6 +39,8 @@ static void sub_usage(FILE *out)
 		"  --count N       exit after N messages\n"
 		"  --json          print each message as a JSON object\n"
 		"  --address A     listen on A (default MICRO_BROKER_ADDRESS, else 127.0.0.1:0)\n"
+		"  --plain         serve plain HTTP, registered as secure=false (publishers in\n"
+		"                  secure mode refuse it unless MICRO_TLS_ALLOW_PLAINTEXT=true)\n"
 		"\n"
 		"The registry comes from MICRO_REGISTRY and MICRO_REGISTRY_ADDRESS, TLS from\n"
 		"MICRO_TLS_SECURE, MICRO_TLS_CERT_FILE, MICRO_TLS_KEY_FILE and MICRO_TLS_CA_FILE.\n"
@@ -57,6 +60,8 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 			exit(CLI_EXIT_OK);
 		} else if (strcmp(arg, "--json") == 0) {
 			a->json = true;
+		} else if (strcmp(arg, "--plain") == 0) {
+			a->plain = true;
 		} else if ((strcmp(arg, "--queue") == 0 || strcmp(arg, "--address") == 0 ||
 			    strcmp(arg, "--count") == 0) && next == NULL) {
 			cli_error("%s needs a value; see 'cmicro sub --help'", arg);
@@ -195,7 +200,7 @@ static int sub_run(struct sub_state *st, const sigset_t *set)
 		cli_error_rc("TLS configuration", rc);
 		return CLI_EXIT_USAGE;
 	}
-	opts.tls = tls;
+	opts.tls = st->args.plain ? NULL : tls;
 	rc = cmicro_broker_new(&opts, &b);
 	cmicro_tls_config_free(tls);
 	if (rc == 0)
@@ -227,6 +232,10 @@ int cmd_sub(int argc, char **argv)
 	if (sub_parse(argc, argv, &st.args) != 0)
 		return CLI_EXIT_USAGE;
 	pthread_mutex_init(&st.lock, NULL);
+	/* A client that closes right after its handshake (cmicro tls check and
+	 * scan do) makes the TLS session ticket write fail with EPIPE, which
+	 * must not end the process. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Blocked before the broker starts its threads, so only sigtimedwait
 	 * receives them. */
 	sigemptyset(&set);

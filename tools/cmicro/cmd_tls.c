@@ -18,6 +18,7 @@
 
 #include "cert_print.h"
 #include "cli.h"
+#include "tls_cli.h"
 #include "tls/tls_int.h"
 
 static const char tls_usage_text[] =
@@ -26,6 +27,8 @@ static const char tls_usage_text[] =
     "subcommands:\n"
     "  config   print the TLS configuration the environment (MICRO_TLS_*) gives\n"
     "  check    check whether a TLS server would pass secure mode, and if not why\n"
+    "  report   print what secure mode would reject on running brokers (audit findings)\n"
+    "  scan     check every broker node of the registry as secure mode would\n"
     "\n"
     "Run 'cmicro tls SUBCOMMAND --help' for its options.\n";
 
@@ -238,29 +241,6 @@ static const char tls_check_help[] =
     "reason is printed), 2 wrong usage or no TLS handshake possible (connection refused,\n"
     "timeout, not a TLS server), 3 internal error.\n";
 
-#define TLS_CHECK_MAX_CA 16
-
-struct tls_check_args {
-	const char *target;
-	char host[256];
-	char port[8];
-	const char *cas[TLS_CHECK_MAX_CA];
-	int n_cas;
-	bool no_system_roots;
-	const char *server_name;
-	int timeout_s;
-	bool json;
-};
-
-/* The outcome of one check, for the text and JSON reports. */
-struct tls_check_result {
-	struct cmicro_tls_verdict verdict;
-	bool handshake_done;
-	const char *protocol;
-	const char *cipher;
-	char alpn[64];
-};
-
 enum tls_check_opt {
 	TLS_OPT_CA = 256,
 	TLS_OPT_NO_SYSTEM_ROOTS,
@@ -281,7 +261,7 @@ static const struct option tls_check_opts[] = {
 };
 
 /* Splits "host:port", "[v6]:port" into args->host and args->port. */
-static int tls_parse_target(struct tls_check_args *args)
+int tls_parse_target(struct tls_check_args *args)
 {
 	const char *t = args->target;
 	const char *host = t;
@@ -445,32 +425,34 @@ static int tls_connect_addr(const struct addrinfo *ai, int timeout_s, int *err)
 	return fd;
 }
 
-/* Connects over TCP to the first address of the target that accepts the connection. */
-static int tls_connect(const struct tls_check_args *args)
+/* Connects over TCP to the first address of the target that accepts the
+ * connection; res->error says why none did. */
+static int tls_connect(const struct tls_check_args *args, struct tls_check_result *res)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
+	struct addrinfo *ai_list = NULL;
 	int err = 0;
 	int fd = -1;
-	int gai = getaddrinfo(args->host, args->port, &hints, &res);
+	int gai = getaddrinfo(args->host, args->port, &hints, &ai_list);
 
 	if (gai != 0) {
-		cli_error("cannot resolve host \"%s\": %s; check the name", args->host,
-		          gai_strerror(gai));
+		snprintf(res->error, sizeof(res->error), "cannot resolve host \"%s\": %s; check "
+		         "the name", args->host, gai_strerror(gai));
 		return -1;
 	}
-	for (const struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
+	for (const struct addrinfo *ai = ai_list; ai != NULL && fd < 0; ai = ai->ai_next)
 		fd = tls_connect_addr(ai, args->timeout_s, &err);
-	freeaddrinfo(res);
+	freeaddrinfo(ai_list);
 	if (fd < 0)
-		cli_error("cannot connect to %s: %s%s", args->target, strerror(err),
-		          err == ETIMEDOUT ? " (raise --timeout or check the firewall)" : "");
+		snprintf(res->error, sizeof(res->error), "cannot connect to %s: %s%s", args->target,
+		         strerror(err), err == ETIMEDOUT ? " (raise --timeout or check the firewall)"
+		                                         : "");
 	return fd;
 }
 
 /* Builds the audit-mode client configuration: the handshake completes even
  * when verification fails, and the verdict reports what secure mode would do. */
-static int tls_check_context(const struct tls_check_args *args, struct cmicro_tls_context **ctx)
+int tls_check_context(const struct tls_check_args *args, struct cmicro_tls_context **ctx)
 {
 	struct cmicro_tls_config *cfg = NULL;
 	int rc = cmicro_tls_config_new(&cfg);
@@ -657,24 +639,56 @@ static int tls_check_json(const struct tls_check_args *args, const struct tls_ch
 /* Prints the report and returns the exit code. A handshake that failed for no
  * classified reason (a reset or a timeout) gets exit 2 and no report. */
 static int tls_check_report(const struct tls_check_args *args, const struct tls_check_result *res,
-                            SSL *ssl)
+                            const struct cmicro_cert *chain)
 {
-	struct cmicro_cert *chain = NULL;
 	int rc;
 
 	if (!res->handshake_done && res->verdict.reason == CMICRO_TLS_REASON_OTHER) {
 		cli_error("TLS handshake with %s failed: %s", args->target, res->verdict.message);
 		return CLI_EXIT_USAGE;
 	}
-	chain = tls_peer_chain(ssl);
 	if (args->json) {
 		rc = tls_check_json(args, res, chain);
 	} else {
 		tls_check_text(args, res, chain);
 		rc = tls_check_accepted(res) ? CLI_EXIT_OK : CLI_EXIT_REJECT;
 	}
-	cmicro_cert_free(chain);
 	return rc;
+}
+
+static long long tls_leaf_not_after(SSL *ssl)
+{
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
+	struct tm tm;
+
+	if (leaf == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1)
+		return 0;
+	return (long long)timegm(&tm);
+}
+
+int tls_check_run(const struct tls_check_args *args, struct cmicro_tls_context *ctx,
+                  struct tls_check_result *res, struct cmicro_cert **chain_out)
+{
+	SSL *ssl = NULL;
+	int fd = tls_connect(args, res);
+
+	if (fd < 0)
+		return -1;
+	res->connected = true;
+	if (cmicro_tls_ssl_new(ctx, args->host, args->target, &ssl) != 0) {
+		snprintf(res->error, sizeof(res->error), "cannot start the TLS session: %s",
+		         cmicro_last_errmsg());
+		res->verdict.reason = CMICRO_TLS_REASON_OTHER;
+		close(fd);
+		return 0;
+	}
+	tls_handshake(args, ssl, fd, res);
+	res->leaf_not_after = tls_leaf_not_after(ssl);
+	if (chain_out != NULL)
+		*chain_out = tls_peer_chain(ssl);
+	SSL_free(ssl);
+	close(fd);
+	return 0;
 }
 
 static int tls_run_check(int argc, char **argv)
@@ -682,8 +696,7 @@ static int tls_run_check(int argc, char **argv)
 	struct tls_check_args args;
 	struct tls_check_result res;
 	struct cmicro_tls_context *ctx = NULL;
-	SSL *ssl = NULL;
-	int fd = -1;
+	struct cmicro_cert *chain = NULL;
 	int rc;
 
 	memset(&args, 0, sizeof(args));
@@ -697,21 +710,13 @@ static int tls_run_check(int argc, char **argv)
 
 	if (tls_check_context(&args, &ctx) != 0)
 		return CLI_EXIT_USAGE;
-	rc = CLI_EXIT_USAGE;
-	fd = tls_connect(&args);
-	if (fd < 0)
-		goto out;
-	if (cmicro_tls_ssl_new(ctx, args.host, args.target, &ssl) != 0) {
-		cli_error_rc("cannot start the TLS session", CMICRO_EINTERNAL);
-		rc = CLI_EXIT_INTERNAL;
-		goto out;
+	if (tls_check_run(&args, ctx, &res, &chain) != 0) {
+		cli_error("%s", res.error);
+		rc = CLI_EXIT_USAGE;
+	} else {
+		rc = tls_check_report(&args, &res, chain);
 	}
-	tls_handshake(&args, ssl, fd, &res);
-	rc = tls_check_report(&args, &res, ssl);
-out:
-	SSL_free(ssl);
-	if (fd >= 0)
-		close(fd);
+	cmicro_cert_free(chain);
 	cmicro_tls_context_free(ctx);
 	return rc;
 }
@@ -730,6 +735,10 @@ int cmd_tls(int argc, char **argv)
 		return tls_run_config(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return tls_run_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "report") == 0)
+		return tls_run_report(argc - 1, argv + 1);
+	if (strcmp(argv[1], "scan") == 0)
+		return tls_run_scan(argc - 1, argv + 1);
 	cli_error("unknown subcommand \"tls %s\"; run 'cmicro tls --help' for the list", argv[1]);
 	return CLI_EXIT_USAGE;
 }

@@ -1,0 +1,66 @@
+/* Shared parts of the `cmicro tls` subcommands (cmd_tls*.c). */
+#ifndef CMICRO_TLS_CLI_H
+#define CMICRO_TLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include <cmicro/cmicro.h>
+
+#define TLS_CHECK_MAX_CA 16
+
+/* What to check and how: the target and the trust of secure mode. */
+struct tls_check_args {
+	const char *target;
+	char host[256];
+	char port[8];
+	const char *cas[TLS_CHECK_MAX_CA];
+	int n_cas;
+	bool no_system_roots;
+	const char *server_name;
+	int timeout_s;
+	bool json;
+};
+
+/* The outcome of one check, for the text and JSON reports. */
+struct tls_check_result {
+	struct cmicro_tls_verdict verdict;
+	bool handshake_done;
+	bool connected;       /* the TCP connection was made */
+	const char *protocol;
+	const char *cipher;
+	char alpn[64];
+	char error[512];      /* why no handshake was possible, when not connected */
+	long long leaf_not_after; /* Unix seconds; 0 when no certificate arrived */
+};
+
+/* Splits args->target ("host:port" or "[v6]:port") into host and port;
+ * prints the error and returns -1 when invalid. */
+int tls_parse_target(struct tls_check_args *args);
+
+/* Builds the audit-mode client context that tells what secure mode would
+ * decide. Prints the error on failure. */
+int tls_check_context(const struct tls_check_args *args, struct cmicro_tls_context **ctx);
+
+/* Connects to args->target, runs the handshake with ctx and fills res.
+ * Returns 0 after a handshake attempt, -1 when no TCP connection was made
+ * (res->error says why). *chain_out, when given, receives the chain sent. */
+int tls_check_run(const struct tls_check_args *args, struct cmicro_tls_context *ctx,
+		  struct tls_check_result *res, struct cmicro_cert **chain_out);
+
+/*
+ * Fetches GET path from a broker listener at address with a timeout in
+ * milliseconds: over HTTPS without verification first (the listener of a
+ * TLS broker), then plain HTTP when the peer does not speak TLS. Returns 0
+ * with the body (free with free) and the HTTP status, or -1 with the error
+ * in err.
+ */
+int tls_cli_http_get(const char *address, const char *path, int timeout_ms, char **body,
+		     int *status, char *err, size_t err_size);
+
+int tls_run_report(int argc, char **argv);
+int tls_run_scan(int argc, char **argv);
+
+#endif
