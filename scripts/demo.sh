@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh >&2
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# The same build directory and settings as scripts/test.sh, so running one
+# after the other reuses the build instead of reconfiguring it.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc -DCMICRO_WERROR=ON >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 exec build/tools/cmicro/cmicro demo "$@"

@@ -13,7 +13,8 @@ cat >"$prefix/consumer/main.c" <<'C'
 #include <cmicro/cmicro.h>
 int main(void)
 {
-	printf("cmicro %s: %s\n", cmicro_version(), cmicro_strerror(CMICRO_EPEM));
+	printf("consumer linked against cmicro %s (%s)\n", cmicro_version(),
+	       cmicro_err_name(CMICRO_EPEM));
 	return 0;
 }
 C
