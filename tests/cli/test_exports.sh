@@ -22,7 +22,7 @@ fi
 # Every public function declared in the headers is exported.
 missing=0
 for name in $(grep -ho 'cmicro_[a-z0-9_]*(' "$CMICRO_SOURCE_DIR"/include/cmicro/*.h | tr -d '(' | sort -u); do
-  if ! printf '%s\n' "$exported" | grep -qx "$name"; then
+  if ! grep -qx "$name" <<<"$exported"; then
     echo "FAIL: $name is declared in a public header but not exported"
     missing=1
   fi
