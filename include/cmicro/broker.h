@@ -120,6 +120,18 @@ struct cmicro_broker_opts {
 	 * in the backlog. true (or MICRO_TLS_ALLOW_PLAINTEXT=true) sends to
 	 * such nodes anyway. Audit mode always sends and reports the node. */
 	bool allow_plaintext;
+	/* Serve GET /metrics (Prometheus text format) on the broker's own
+	 * listener, over HTTPS when it serves TLS; also
+	 * MICRO_BROKER_METRICS=true. */
+	bool metrics;
+	/* "host:port" of a separate plain-HTTP listener serving only GET
+	 * /metrics (port 0: any free port); NULL uses MICRO_METRICS_ADDRESS,
+	 * and no separate listener runs when that is unset too. */
+	const char *metrics_address;
+	/* Days before a certificate's expiry at which warnings start (then
+	 * again at 7 days and 1 day); 1 to 3650, 0 uses
+	 * MICRO_TLS_EXPIRY_WARN_DAYS, else 30. */
+	int expiry_warn_days;
 };
 
 /* Fills opts with zeros, which means every default. */
@@ -291,6 +303,23 @@ CMICRO_API void cmicro_broker_get_stats(const struct cmicro_broker *b,
  */
 CMICRO_API CMICRO_NODISCARD int cmicro_broker_tls_report(const struct cmicro_broker *b,
 							 char **json);
+
+/*
+ * Writes the broker's metrics in the Prometheus text exposition format
+ * (version 0.0.4) into *text (free with cmicro_free). The families are TLS
+ * verifications by outcome and reason, messages per topic (published,
+ * delivered, failed, backlogged, dropped), backlog depth per topic,
+ * registry errors, and the seconds until expiry of the own, CA and peer
+ * certificates. At most 256 topics get series of their own, and the rest
+ * are counted under topic="_other".
+ */
+CMICRO_API CMICRO_NODISCARD int cmicro_broker_metrics_text(const struct cmicro_broker *b,
+							   char **text);
+
+/* The bound "host:port" of the separate metrics listener once connected,
+ * or NULL when none runs. Borrowed; valid until the next connect,
+ * disconnect or free. */
+CMICRO_API const char *cmicro_broker_metrics_address(const struct cmicro_broker *b);
 
 #ifdef __cplusplus
 }

@@ -117,8 +117,9 @@ CMICRO_API CMICRO_NODISCARD int cmicro_cert_load_pem(const char *cert_pem, size_
 
 /* Writes the certificate (and chain with CMICRO_CERT_SAVE_CHAIN) to
  * cert_file with mode 0644 and the key, when key_file is not NULL, to
- * key_file with mode 0600 as unencrypted PKCS #8 PEM. Each file is replaced
- * atomically; the key is written first. */
+ * key_file with mode 0600 as unencrypted PKCS #8 PEM. Both files are written
+ * to temporaries first and renamed only when both succeeded, so a failure
+ * leaves the previous files (or none) in place. */
 CMICRO_API CMICRO_NODISCARD int cmicro_cert_save(const struct cmicro_cert *cert,
 						 const char *cert_file, const char *key_file,
 						 unsigned flags);
@@ -160,6 +161,9 @@ struct cmicro_cert_info {
 	bool server_auth;
 	bool client_auth;
 	char sha256_fingerprint[96]; /* "AB:CD:..." */
+	/* The certificate has an extendedKeyUsage extension; when false, every
+	 * usage is allowed. Added last to keep the layout of the fields above. */
+	bool has_eku;
 };
 
 /* Inspects the leaf (depth 0) or a chain entry (depth 1 and up); CMICRO_EINVAL

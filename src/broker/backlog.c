@@ -128,12 +128,14 @@ static size_t bl_account(struct cmicro_broker *b, struct brk_msg *m, int *first_
 
 		if (!t->ok) {
 			atomic_fetch_add(&b->stats.failed, 1);
+			cmi_brk_metrics_count(b, m->topic, CMI_METRIC_FAILED);
 			if (failed++ == 0)
 				*first_err = t->res.err;
 			bl_log_failure(b, m, t);
 			continue;
 		}
 		atomic_fetch_add(&b->stats.delivered, 1);
+		cmi_brk_metrics_count(b, m->topic, CMI_METRIC_DELIVERED);
 		m->ever_delivered = true;
 		bl_log_recovery(b, t);
 		if (t->queue != NULL)
@@ -168,6 +170,7 @@ static void bl_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	t->head = t->tail = NULL;
 	atomic_fetch_sub(&b->stats.backlog, t->count);
+	cmi_brk_metrics_backlog(b, t->name, -(int)t->count);
 	t->count = 0;
 	t->backoff_ms = t->backoff_ms * 2 > b->opts.retry_max_ms ? b->opts.retry_max_ms
 								 : t->backoff_ms * 2;
@@ -228,6 +231,7 @@ static void bl_push(struct cmicro_broker *b, struct brk_msg *m)
 			t->tail = NULL;
 		t->count--;
 		atomic_fetch_sub(&b->stats.backlog, 1);
+		cmi_brk_metrics_backlog(b, t->name, -1);
 		cmi_brk_drop(b, oldest, "the topic's backlog is full; raise backlog_max or fix the "
 					"failing subscribers");
 	}
@@ -240,6 +244,8 @@ static void bl_push(struct cmicro_broker *b, struct brk_msg *m)
 	t->count++;
 	atomic_fetch_add(&b->stats.backlog, 1);
 	atomic_fetch_add(&b->stats.backlogged, 1);
+	cmi_brk_metrics_count(b, m->topic, CMI_METRIC_BACKLOGGED);
+	cmi_brk_metrics_backlog(b, t->name, 1);
 	bl_arm(t);
 }
 
@@ -255,12 +261,49 @@ static void bl_after_success(struct cmicro_broker *b, struct brk_msg *m)
 	}
 }
 
+/* A 413 or 400 response cannot turn into a success on retry, unlike a 404
+ * (a stale registry entry that a restarted subscriber replaces) or a 5xx.
+ * Returns whether every failed target got one, and writes the reason of the
+ * first into why.
+ * NOTE: when other targets of the message failed for a retryable reason,
+ * the message is kept and the 413 node is retried with them. */
+static bool bl_failed_for_good(const struct brk_msg *m, char *why, size_t size)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < m->n_targets; i++) {
+		const struct brk_target *t = &m->targets[i];
+		int status = t->res.status;
+
+		if (t->ok)
+			continue;
+		if (status != 413 && status != 400)
+			return false;
+		if (any)
+			continue;
+		any = true;
+		if (status == 413)
+			cmi_fmt(why, size, "node %s at %s answered 413: the message of %zu bytes is "
+					   "larger than the subscriber's body limit (its max_body_bytes); "
+					   "raise that limit or send smaller messages",
+				t->node_id, t->address, m->len);
+		else
+			cmi_fmt(why, size, "node %s at %s answered 400 (bad request), which a retry "
+					   "cannot change: %s",
+				t->node_id, t->address, t->res.message);
+	}
+	return any;
+}
+
 void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m)
 {
 	int first_err = 0;
+	char why[512] = "";
 	size_t failed = bl_account(b, m, &first_err);
 	bool complete = failed == 0 && (m->n_targets > 0 || m->ever_delivered);
-	bool keep = !complete && !b->closing && m->attempts < b->opts.retry_max_attempts;
+	bool rejected = !complete && bl_failed_for_good(m, why, sizeof(why));
+	bool keep = !complete && !rejected && !b->closing &&
+		    m->attempts < b->opts.retry_max_attempts;
 	int err = m->n_targets == 0 ? CMICRO_ENOTFOUND : first_err;
 
 	if (m->pub != NULL) {
@@ -274,6 +317,8 @@ void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m)
 		cmi_brk_msg_finish(b, m, 0, false);
 	} else if (b->closing) {
 		cmi_brk_drop(b, m, "the broker disconnected");
+	} else if (rejected) {
+		cmi_brk_drop(b, m, why);
 	} else if (!keep) {
 		cmi_brk_drop(b, m, "no more delivery attempts (retry_max_attempts)");
 	} else {
@@ -308,6 +353,7 @@ void cmi_brk_loop_shutdown(struct cmicro_broker *b)
 		for (struct brk_msg *m = t->head, *next; m != NULL; m = next) {
 			next = m->next;
 			atomic_fetch_sub(&b->stats.backlog, 1);
+			cmi_brk_metrics_backlog(b, t->name, -1);
 			cmi_brk_drop(b, m, "the broker disconnected with the message in the backlog");
 		}
 		event_free(t->timer);

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "broker/broker_int.h"
+#include "broker/metrics_int.h"
 
 #define BRK_DEFAULT_ADDRESS "127.0.0.1:0"
 
@@ -40,6 +40,11 @@ static int brk_apply_defaults(struct cmicro_broker_opts *o)
 	if (o->retry_max_ms < o->retry_initial_ms)
 		o->retry_max_ms = o->retry_initial_ms;
 	o->retry_max_attempts = opt_default(o->retry_max_attempts, 20);
+	if (o->expiry_warn_days < 0 || o->expiry_warn_days > 3650)
+		return cmi_error(CMICRO_EINVAL, "expiry_warn_days %d is not a number of days from 1 "
+						"to 3650; use 0 for MICRO_TLS_EXPIRY_WARN_DAYS or the "
+						"default of 30",
+				 o->expiry_warn_days);
 	o->register_ttl_s = opt_default(o->register_ttl_s, 60);
 	o->register_interval_s = opt_default(o->register_interval_s, 30);
 	return 0;
@@ -57,6 +62,36 @@ static int brk_allow_plaintext(const struct cmicro_broker_opts *opts, bool *allo
 				 env);
 	*allow = opts->allow_plaintext || v == 1;
 	return 0;
+}
+
+/* Reads the metrics settings: the option or MICRO_BROKER_METRICS for the
+ * broker's listener, the option or MICRO_METRICS_ADDRESS for a separate
+ * one, checked now so a typo fails at creation rather than at connect. */
+static int brk_metrics_settings(struct cmicro_broker *b, const struct cmicro_broker_opts *opts)
+{
+	const char *env = cmi_getenv("MICRO_BROKER_METRICS");
+	const char *address = opts->metrics_address;
+	int v = env ? cmi_parse_bool(env) : 0;
+	char host[256];
+	int port;
+
+	if (v < 0)
+		return cmi_error(CMICRO_ECONFIG, "MICRO_BROKER_METRICS=\"%.100s\" is not a boolean; "
+						 "set true to serve GET /metrics on the broker's "
+						 "listener, or unset it",
+				 env);
+	b->metrics_on = opts->metrics || v == 1;
+	if (address == NULL || address[0] == '\0')
+		address = cmi_getenv("MICRO_METRICS_ADDRESS");
+	if (address == NULL || address[0] == '\0')
+		return 0;
+	if (cmi_http_split_address(address, host, sizeof(host), &port) != 0)
+		return cmi_error(CMICRO_ECONFIG, "metrics address \"%.100s\" (MICRO_METRICS_ADDRESS or "
+						 "the metrics_address option) is not host:port; use "
+						 "for example 127.0.0.1:9464",
+				 address);
+	b->metrics_conf = cmi_strdup(address);
+	return b->metrics_conf ? 0 : CMICRO_ENOMEM;
 }
 
 static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_opts *opts)
@@ -80,8 +115,14 @@ static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_
 		return rc;
 	b->serve_tls = opts->secure || opts->tls != NULL;
 	rc = brk_allow_plaintext(opts, &b->opts.allow_plaintext);
+	if (rc == 0)
+		rc = brk_metrics_settings(b, opts);
+	if (rc == 0)
+		rc = cmi_brk_metrics_new(&b->metrics);
 	if (rc != 0)
 		return rc;
+	b->expiry_warn_days = opts->expiry_warn_days > 0 ? opts->expiry_warn_days
+							 : cmi_brk_expiry_warn_days();
 	return cmi_registry_cache_new(b->reg, 0, &b->cache);
 }
 
@@ -115,6 +156,9 @@ CMICRO_API int cmicro_broker_new(const struct cmicro_broker_opts *opts,
 	b->opts.address = b->address_conf;
 	b->opts.registry = b->reg;
 	b->opts.tls = b->tls;
+	b->opts.metrics = b->metrics_on;
+	b->opts.metrics_address = b->metrics_conf;
+	b->opts.expiry_warn_days = b->expiry_warn_days;
 	*out = b;
 	return 0;
 }
@@ -131,6 +175,8 @@ CMICRO_API void cmicro_broker_free(struct cmicro_broker *b)
 	cmi_registry_cache_free(b->cache);
 	cmicro_registry_free(b->reg);
 	cmicro_tls_config_free(b->tls);
+	cmi_brk_metrics_free(b->metrics);
+	free(b->metrics_conf);
 	free(b->address_conf);
 	free(b->address);
 	free(b->advertised);

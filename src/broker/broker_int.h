@@ -78,6 +78,7 @@ struct brk_job;
 struct brk_msg;
 struct brk_topic;
 struct brk_logged;
+struct cmi_brk_metrics;
 
 /* Seconds between two log lines of one rate-limited kind. */
 #define BRK_LOG_INTERVAL_S 5.0
@@ -203,6 +204,15 @@ struct cmicro_broker {
 	char cert_fingerprint[100]; /* SHA-256 of the served certificate, "AB:CD:..." */
 	char cert_not_after[32];    /* its expiry, RFC 3339 UTC */
 
+	/* Metrics and expiry monitoring (metrics.c, monitor.c). */
+	struct cmi_brk_metrics *metrics;
+	bool metrics_on;         /* GET /metrics on the broker's listener */
+	char *metrics_conf;      /* "host:port" of the separate listener, or NULL */
+	char *metrics_address;   /* its bound "host:port" once connected */
+	int expiry_warn_days;
+	struct cmi_http_server *metrics_server;
+	struct event *expiry_ev;
+
 	/* Loop thread only. */
 	struct brk_topic *topics;
 	struct brk_logged *logged;
@@ -245,6 +255,26 @@ struct brk_job {
 void cmi_brk_delivery_done(struct brk_delivery *d, int outcome);
 
 int cmi_brk_wait(pthread_cond_t *cond, pthread_mutex_t *mutex, const bool *flag, int timeout_ms);
+
+/* metrics.c: per-topic counters for the metrics text. */
+enum cmi_metric {
+	CMI_METRIC_PUBLISHED = 0,
+	CMI_METRIC_DELIVERED,
+	CMI_METRIC_FAILED,
+	CMI_METRIC_BACKLOGGED,
+	CMI_METRIC_DROPPED,
+	CMI_METRIC_COUNT
+};
+
+/* Counts one event of topic; safe from any thread. The broker's global
+ * counters (struct brk_counters) are kept separately by their callers. */
+void cmi_brk_metrics_count(struct cmicro_broker *b, const char *topic, enum cmi_metric which);
+
+/* Adds delta to the backlog depth of topic (negative when messages leave). */
+void cmi_brk_metrics_backlog(struct cmicro_broker *b, const char *topic, int delta);
+
+/* Counts one failed registry request (register, deregister, look-up). */
+void cmi_brk_metrics_registry_error(struct cmicro_broker *b);
 
 /* selfcheck.c */
 /* Days before expiry that start warnings: MICRO_TLS_EXPIRY_WARN_DAYS or 30. */

@@ -103,6 +103,7 @@ static void ctl_resolve(struct cmicro_broker *b, struct brk_msg *m)
 	m->resolve_error[0] = '\0';
 	rc = cmi_registry_cache_get_service(b->cache, CMICRO_BROKER_SERVICE, &list, &n);
 	if (rc != 0) {
+		cmi_brk_metrics_registry_error(b);
 		cmi_fmt(m->resolve_error, sizeof(m->resolve_error), "registry look-up failed: %s",
 			cmicro_last_errmsg());
 		return;
@@ -152,10 +153,12 @@ static void ctl_renew(struct cmicro_broker *b)
 	pthread_mutex_unlock(&b->lock);
 	for (size_t i = 0; i < n; i++) {
 		if (__atomic_load_n(&subs[i]->broker, __ATOMIC_ACQUIRE) != NULL &&
-		    cmicro_registry_register(b->reg, subs[i]->svc, b->opts.register_ttl_s) != 0)
+		    cmicro_registry_register(b->reg, subs[i]->svc, b->opts.register_ttl_s) != 0) {
+			cmi_brk_metrics_registry_error(b);
 			cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-RENEW",
 				"cannot renew the registration of node %s: %s; retrying in %d s",
 				subs[i]->node_id, cmicro_last_errmsg(), b->opts.register_interval_s);
+		}
 		cmi_brk_sub_release(subs[i]);
 	}
 }

@@ -13,8 +13,10 @@ void cmi_brk_msg_finish(struct cmicro_broker *b, struct brk_msg *m, int err, boo
 {
 	if (m->pub != NULL)
 		cmi_brk_pub_report(m, err, false);
-	if (dropped)
+	if (dropped) {
 		atomic_fetch_add(&b->stats.dropped, 1);
+		cmi_brk_metrics_count(b, m->topic, CMI_METRIC_DROPPED);
+	}
 	pthread_mutex_lock(&b->lock);
 	if (b->pending > 0)
 		b->pending--;

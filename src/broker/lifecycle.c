@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "broker/metrics_int.h"
 
 /* Creates the certificate a TLS subscriber presents when its configuration
  * has none: for the listen host, or for every local IP (go-micro's
@@ -105,6 +105,8 @@ static int lc_setup(struct cmicro_broker *b)
 	if (rc == 0)
 		cmi_brk_self_check(b);
 	if (rc == 0)
+		rc = cmi_brk_monitor_start(b);
+	if (rc == 0)
 		rc = cmi_http_client_new(b->base, b->client_ctx, &b->client);
 	return rc;
 }
@@ -127,6 +129,7 @@ static void lc_teardown(struct cmicro_broker *b)
 {
 	if (b->base != NULL)
 		cmi_brk_loop_shutdown(b);
+	cmi_brk_monitor_stop(b);
 	cmi_http_client_free(b->client);
 	cmi_http_server_free(b->server);
 	b->client = NULL;

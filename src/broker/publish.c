@@ -163,6 +163,7 @@ static int pub_submit(struct cmicro_broker *b, struct brk_msg *m)
 	pthread_mutex_unlock(&b->lock);
 	m->broker = b;
 	atomic_fetch_add(&b->stats.published, 1);
+	cmi_brk_metrics_count(b, m->topic, CMI_METRIC_PUBLISHED);
 	cmi_brk_ctl_push(b, m);
 	return 0;
 }

@@ -2,9 +2,10 @@
  * The serving side of go-micro's HTTP broker protocol. A request must be a
  * POST of the JSON envelope with a Micro-Topic header, addressed with
  * ?id=<node id>. Answers:
- *   405 another method, 400 a body that is not the envelope or lacks
- *   Micro-Topic (go-micro answers 500 there; 400 tells the sender not to
- *   retry), 404 no subscription of that topic with that node id,
+ *   405 another method, 400 a body that is not the envelope, lacks
+ *   Micro-Topic or comes without ?id= (go-micro answers 500 there; 400 tells
+ *   the sender not to retry), 404 no subscription of that topic with that
+ *   node id,
  *   503 the subscription's queue is full or it closed meanwhile,
  *   500 a handler returned an error, 200 every handler succeeded.
  * libevent itself answers 413 for a body over the limit and 400 for a
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "broker/metrics_int.h"
 
 static void serve_reject(struct cmicro_broker *b, struct cmi_http_request *req, int status,
 			 const char *text)
@@ -139,13 +140,18 @@ static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const
 	return 0;
 }
 
-/* Answers the read-only status paths; false for any other path, which
- * then gets the 405 of the message protocol. */
+/* Replies to the read-only status paths (/debug/tls, and /metrics when
+ * enabled). Returns false for any other path, which then gets the 405 of
+ * the message protocol. */
 static bool serve_debug(struct cmicro_broker *b, struct cmi_http_request *req)
 {
 	const char *path = cmi_http_request_path(req);
 	char *json = NULL;
 
+	if (b->metrics_on && strcmp(path, "/metrics") == 0) {
+		cmi_brk_metrics_reply(b, req);
+		return true;
+	}
 	if (strcmp(path, "/debug/tls") != 0)
 		return false;
 	if (cmicro_broker_tls_report(b, &json) != 0) {
@@ -171,13 +177,19 @@ void cmi_brk_on_request(void *user, struct cmi_http_request *req)
 	if (d == NULL)
 		return;
 	id = cmi_http_request_query(req, "id");
+	if (id == NULL) {
+		serve_reject(b, req, 400, "missing id query parameter; address the node as "
+					  "POST /?id=NODE_ID with the node id from the registry");
+		delivery_free(d);
+		return;
+	}
 	status = serve_dispatch(b, d, id);
 	if (status == 0)
 		return;
 	if (status == 404)
 		cmi_fmt(text, sizeof(text), "no subscription of topic \"%.100s\" with node id "
 					    "\"%.200s\" on this broker; the registry entry is stale",
-			d->topic, id ? id : "(missing id parameter)");
+			d->topic, id);
 	else
 		cmi_fmt(text, sizeof(text), "the handler queue of topic \"%.100s\" is full (%d "
 					    "messages); retry later",

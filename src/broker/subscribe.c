@@ -112,6 +112,7 @@ CMICRO_API int cmicro_broker_subscribe(struct cmicro_broker *b, const char *topi
 	/* Registered before it is listed, so the first message finds it. */
 	rc = cmicro_registry_register(b->reg, sub->svc, b->opts.register_ttl_s);
 	if (rc != 0) {
+		cmi_brk_metrics_registry_error(b);
 		cmi_brk_sub_release(sub);
 		return rc;
 	}
@@ -161,10 +162,12 @@ static void sub_stop(struct cmicro_broker *b, struct cmicro_subscription *sub)
 	pthread_mutex_unlock(&b->lock);
 
 	rc = cmicro_registry_deregister(b->reg, sub->svc);
-	if (rc != 0)
+	if (rc != 0) {
+		cmi_brk_metrics_registry_error(b);
 		cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-DEREGISTER",
 			"cannot deregister node %s: %s; it expires from the registry after %d s",
 			sub->node_id, cmicro_last_errmsg(), b->opts.register_ttl_s);
+	}
 	cmi_registry_cache_invalidate(b->cache, CMICRO_BROKER_SERVICE);
 	for (; jobs != NULL; jobs = next) {
 		next = jobs->next;

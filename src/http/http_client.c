@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
+#include <openssl/err.h>
 
 #include "http/http_server_int.h"
 
@@ -29,6 +30,7 @@ struct cli_conn {
 	struct evhttp_connection *evcon;
 	struct bufferevent *bev; /* the TLS bufferevent; NULL for plain HTTP */
 	char key[320];           /* "https://host:port" */
+	char address[256];       /* "host:port", for messages */
 	bool busy;
 	bool dead;
 	struct cli_call *call;
@@ -122,49 +124,130 @@ static void cli_fail(struct cli_call *call, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Fills f for a socket error (err, an errno value) that ended the
+ * connection before any TLS record arrived. */
+static void cli_socket_failure(const struct cli_conn *conn, int err, struct cmi_http_result *f)
+{
+	f->err = CMICRO_ECONNECT;
+	f->tls_reason = CMICRO_TLS_REASON_NONE;
+	if (err == ECONNREFUSED)
+		cmi_fmt(f->message, sizeof(f->message),
+			"cannot connect: connection refused by %s (is the subscriber running?)",
+			conn->address);
+	else
+		cmi_fmt(f->message, sizeof(f->message), "cannot connect to %s: %s; check that the "
+							"node is running and the address is reachable",
+			conn->address, CMI_ERRNO_TEXT(err));
+}
+
+/* Fills f from the OpenSSL errors on the thread's queue. */
+static void cli_verdict_failure(struct cli_conn *conn, struct cmi_http_result *f)
+{
+	struct cmicro_tls_verdict v;
+
+	memset(&v, 0, sizeof(v));
+	cmicro_tls_ssl_failure(bufferevent_openssl_get_ssl(conn->bev), &v);
+	f->tls_reason = v.reason;
+	f->err = (v.reason != CMICRO_TLS_REASON_NONE && v.openssl_code != 0) ? CMICRO_EVERIFY
+									      : CMICRO_EHANDSHAKE;
+	cmi_fmt(f->message, sizeof(f->message), "TLS handshake failed with %s: %s", conn->address,
+		v.message[0] ? v.message : "the peer closed the connection during the handshake");
+}
+
+/* Fills f from the TLS errors the bufferevent kept. A socket error, such as
+ * a refused connection, reaches OpenSSL as SSL_ERROR_SYSCALL with nothing
+ * queued, so errno (saved_errno) names it. Returns false when there was
+ * nothing to classify. */
+static bool cli_tls_failure(struct cli_conn *conn, int saved_errno, struct cmi_http_result *f)
+{
+	int ssl_error = cmi_http_requeue_ssl_errors(conn->bev);
+
+	if (ERR_peek_error() == 0) {
+		if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
+			cli_socket_failure(conn, saved_errno, f);
+			return true;
+		}
+		if (ssl_error == 0)
+			return false;
+	}
+	cli_verdict_failure(conn, f);
+	return true;
+}
+
+/*
+ * A TLS 1.3 server that rejects the client's certificate sends its alert
+ * and closes right after the client's side of the handshake ends. When the
+ * server's reset is already pending, evhttp treats the socket error as a
+ * failed connect and ends the request without reading, so the alert is
+ * read here first. Returns true when the connection is already dead.
+ */
+static bool cli_read_early_alert(struct cli_conn *conn, struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	int fd = bufferevent_getfd(bev);
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+	char byte;
+
+	if (ssl == NULL || fd < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 ||
+	    soerr == 0)
+		return false;
+	ERR_clear_error();
+	if (SSL_peek(ssl, &byte, 1) <= 0 && ERR_peek_error() != 0)
+		cli_verdict_failure(conn, &conn->failure);
+	else
+		cli_socket_failure(conn, soerr, &conn->failure);
+	ERR_clear_error();
+	return true;
+}
+
 /* Classifies a failed TLS handshake or connect, before evhttp resets the
  * connection (which puts the SSL object back into its initial state). */
 static void cli_classify_connect(struct cli_conn *conn, short what)
 {
 	struct cmi_http_result *f = &conn->failure;
-	struct cmicro_tls_verdict v;
-	SSL *ssl = conn->bev ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
 	int saved = errno;
-	char why[128] = "";
 
-	if (ssl == NULL || SSL_in_before(ssl)) {
-		if (saved != 0 && (what & BEV_EVENT_ERROR))
-			cmi_fmt(why, sizeof(why), ": %s", strerror_r(saved, (char[96]){0}, 96));
-		f->err = CMICRO_ECONNECT;
-		cmi_fmt(f->message, sizeof(f->message), "cannot connect%s; check that the node is "
-							"running and the address is reachable",
-			why);
+	if (conn->bev != NULL && cli_tls_failure(conn, saved, f))
+		return;
+	if (saved != 0 && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+		cli_socket_failure(conn, saved, f);
 		return;
 	}
-	memset(&v, 0, sizeof(v));
-	cmi_http_requeue_ssl_errors(conn->bev);
-	cmicro_tls_ssl_failure(ssl, &v);
-	f->tls_reason = v.reason;
-	f->err = (v.reason != CMICRO_TLS_REASON_NONE && v.openssl_code != 0) ? CMICRO_EVERIFY
-									      : CMICRO_EHANDSHAKE;
-	cmi_fmt(f->message, sizeof(f->message), "TLS handshake failed: %s",
-		v.message[0] ? v.message : "the peer closed the connection during the handshake");
+	f->err = CMICRO_ECONNECT;
+	cmi_fmt(f->message, sizeof(f->message), "cannot connect to %s; check that the node is "
+						"running and the address is reachable",
+		conn->address);
 }
 
 static void cli_connect_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct cli_conn *conn = arg;
 
-	if (!(what & BEV_EVENT_CONNECTED))
+	if (!(what & BEV_EVENT_CONNECTED)) {
 		cli_classify_connect(conn, what);
+	} else if (conn->bev != NULL && cli_read_early_alert(conn, bev)) {
+		/* Reported as a failed connect, so that evhttp does not write the
+		 * request to a reset socket (SIGPIPE) after SO_ERROR was read. */
+		errno = 0;
+		what = BEV_EVENT_ERROR | BEV_EVENT_READING;
+	}
 	conn->evhttp_event_cb(bev, what, conn->evhttp_event_arg);
 }
 
+/* evhttp calls this before it resets the connection, which would drop the
+ * TLS errors. With TLS 1.3 a server that rejects the client's certificate
+ * sends its alert after the client's handshake is done, so the alert
+ * arrives on the first read of the response. */
 static void cli_request_error(enum evhttp_request_error error, void *arg)
 {
 	struct cli_call *call = arg;
+	struct cli_conn *conn = call->conn;
+	int saved = errno;
 
 	call->evhttp_error = (int)error;
+	if (conn != NULL && conn->bev != NULL && conn->failure.err == 0)
+		cli_tls_failure(conn, saved, &conn->failure);
 }
 
 /* Fills the result of a request that got no response. */
@@ -172,17 +255,9 @@ static void cli_explain_failure(struct cli_call *call)
 {
 	struct cli_conn *conn = call->conn;
 
-	if (conn->failure.err != 0) {
+	if (conn->failure.err != 0 ||
+	    (conn->bev != NULL && cli_tls_failure(conn, 0, &conn->failure))) {
 		call->result = conn->failure;
-		return;
-	}
-	if (conn->bev != NULL && bufferevent_get_openssl_error(conn->bev) != 0) {
-		struct cmicro_tls_verdict v = {0};
-
-		cmi_http_requeue_ssl_errors(conn->bev);
-		cmicro_tls_ssl_failure(bufferevent_openssl_get_ssl(conn->bev), &v);
-		call->result.tls_reason = v.reason;
-		cli_fail(call, CMICRO_EHANDSHAKE, "TLS error: %s", v.message);
 		return;
 	}
 	switch (call->evhttp_error) {
@@ -371,6 +446,7 @@ static int cli_new_conn(struct cmi_http_client *client, const struct cmi_http_po
 		return CMICRO_ENOMEM;
 	conn->client = client;
 	cmi_fmt(conn->key, sizeof(conn->key), "%s", key);
+	cmi_fmt(conn->address, sizeof(conn->address), "%s", post->address);
 	if (post->https) {
 		rc = cli_new_bev(client, host, post, &conn->bev);
 		if (rc != 0) {

@@ -19,16 +19,71 @@
 
 #include "http/http_server_int.h"
 
-static int srv_log_allowed(struct cmi_http_server *srv, enum srv_log_kind kind)
+/* Returns the slot of (kind, key): the existing one, else a free one, else
+ * the least recently logged one, whose pending count is reported first. */
+static struct srv_log_slot *srv_log_slot(struct cmi_http_server *srv, enum srv_log_kind kind,
+					 const char *key)
 {
-	double now = cmi_now_mono();
+	struct srv_log_slot *oldest = &srv->log_slots[0];
 
-	if (now - srv->last_log[kind] < SRV_LOG_INTERVAL_S) {
-		srv->suppressed[kind]++;
-		return 0;
+	for (size_t i = 0; i < SRV_LOG_SLOTS; i++) {
+		struct srv_log_slot *slot = &srv->log_slots[i];
+
+		if (!slot->used || (slot->kind == kind && strcmp(slot->key, key) == 0))
+			return slot;
+		if (slot->last < oldest->last)
+			oldest = slot;
 	}
-	srv->last_log[kind] = now;
-	return 1;
+	if (oldest->suppressed > 0)
+		cmi_log(CMICRO_LOG_WARNING, "http", oldest->msg_id,
+			"%lu similar messages suppressed (%s)", oldest->suppressed, oldest->key);
+	oldest->used = false;
+	return oldest;
+}
+
+static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
+			   const char *msg_id, const char *fmt, va_list ap) CMI_PRINTF(5, 0);
+
+static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
+			   const char *msg_id, const char *fmt, va_list ap)
+{
+	struct srv_log_slot *slot = srv_log_slot(srv, kind, key);
+	double now = cmi_now_mono();
+	unsigned long skipped;
+	char text[768];
+
+	if (!slot->used) {
+		memset(slot, 0, sizeof(*slot));
+		slot->used = true;
+		slot->kind = kind;
+		slot->last = -SRV_LOG_INTERVAL_S;
+		cmi_fmt(slot->key, sizeof(slot->key), "%s", key);
+		cmi_fmt(slot->msg_id, sizeof(slot->msg_id), "%s", msg_id);
+	}
+	if (now - slot->last < SRV_LOG_INTERVAL_S) {
+		slot->suppressed++;
+		return;
+	}
+	skipped = slot->suppressed;
+	slot->suppressed = 0;
+	slot->last = now;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	if (skipped > 0)
+		cmi_log(CMICRO_LOG_WARNING, "http", msg_id,
+			"%s (%lu similar messages suppressed in the previous %.0f s)", text, skipped,
+			SRV_LOG_INTERVAL_S);
+	else
+		cmi_log(CMICRO_LOG_WARNING, "http", msg_id, "%s", text);
+}
+
+void cmi_srv_log_keyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
+		       const char *msg_id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	srv_log_vkeyed(srv, kind, key, msg_id, fmt, ap);
+	va_end(ap);
 }
 
 /* Logs one event of a kind at most every SRV_LOG_INTERVAL_S seconds, with
@@ -36,22 +91,24 @@ static int srv_log_allowed(struct cmi_http_server *srv, enum srv_log_kind kind)
 void cmi_srv_log(struct cmi_http_server *srv, enum srv_log_kind kind, const char *msg_id,
 		 const char *fmt, ...)
 {
-	char text[768];
-	unsigned long skipped;
 	va_list ap;
 
-	if (!srv_log_allowed(srv, kind))
-		return;
-	skipped = srv->suppressed[kind];
-	srv->suppressed[kind] = 0;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	srv_log_vkeyed(srv, kind, "", msg_id, fmt, ap);
 	va_end(ap);
-	if (skipped > 0)
-		cmi_log(CMICRO_LOG_WARNING, "http", msg_id, "%s (%lu more like it not logged)", text,
-			skipped);
-	else
-		cmi_log(CMICRO_LOG_WARNING, "http", msg_id, "%s", text);
+}
+
+void cmi_srv_log_flush(struct cmi_http_server *srv)
+{
+	for (size_t i = 0; i < SRV_LOG_SLOTS; i++) {
+		struct srv_log_slot *slot = &srv->log_slots[i];
+
+		if (slot->used && slot->suppressed > 0)
+			cmi_log(CMICRO_LOG_WARNING, "http", slot->msg_id,
+				"%lu similar messages suppressed (%s)", slot->suppressed,
+				slot->key[0] ? slot->key : "all clients");
+		slot->suppressed = 0;
+	}
 }
 
 static void conn_unlink(struct srv_conn *conn)
@@ -77,9 +134,24 @@ static void conn_release(struct srv_conn *conn)
 	free(conn);
 }
 
+/* Names a log category: the client's host (its port changes with every
+ * connection) and the cause. */
+static void conn_log_key(const struct srv_conn *conn, const char *cause, char *key, size_t size)
+{
+	char host[64];
+	int port;
+
+	if (cmi_http_split_address(conn->peer, host, sizeof(host), &port) != 0) {
+		cmi_error_clear();
+		cmi_fmt(host, sizeof(host), "%s", conn->peer);
+	}
+	cmi_fmt(key, size, "client %s, %s", host, cause);
+}
+
 static void conn_log_handshake(struct srv_conn *conn)
 {
 	struct cmicro_tls_verdict verdict;
+	char key[96];
 	SSL *ssl;
 
 	if (conn->srv->opts.tls == NULL || conn->requests > 0)
@@ -90,9 +162,10 @@ static void conn_log_handshake(struct srv_conn *conn)
 	memset(&verdict, 0, sizeof(verdict));
 	cmi_http_requeue_ssl_errors(conn->bev);
 	cmicro_tls_ssl_failure(ssl, &verdict);
-	cmi_srv_log(conn->srv, SRV_LOG_HANDSHAKE, "HTTP-TLS-HANDSHAKE",
-		    "TLS handshake with client %s failed: %s", conn->peer,
-		    verdict.message[0] ? verdict.message : "the client closed the connection");
+	conn_log_key(conn, cmicro_tls_reason_name(verdict.reason), key, sizeof(key));
+	cmi_srv_log_keyed(conn->srv, SRV_LOG_HANDSHAKE, key, "HTTP-TLS-HANDSHAKE",
+			  "TLS handshake with client %s failed: %s", conn->peer,
+			  verdict.message[0] ? verdict.message : "the client closed the connection");
 }
 
 /* evhttp calls this when it frees a connection. */
@@ -343,8 +416,6 @@ int cmi_http_server_new(struct event_base *base, const struct cmi_http_server_op
 	srv->opts = *opts;
 	srv_apply_defaults(&srv->opts);
 	pthread_mutex_init(&srv->lock, NULL);
-	for (size_t i = 0; i < CMI_ARRAY_LEN(srv->last_log); i++)
-		srv->last_log[i] = -SRV_LOG_INTERVAL_S;
 
 	host = (opts->host == NULL || opts->host[0] == '\0') ? "0.0.0.0" : opts->host;
 	rc = srv_setup(srv);
@@ -381,6 +452,7 @@ void cmi_http_server_free(struct cmi_http_server *srv)
 		evhttp_free(srv->http); /* frees every connection */
 	while (srv->conns != NULL)
 		conn_release(srv->conns);
+	cmi_srv_log_flush(srv);
 	if (srv->adopt_ev != NULL)
 		event_free(srv->adopt_ev);
 	if (srv->reply_ev != NULL)

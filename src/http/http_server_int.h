@@ -21,6 +21,21 @@ enum srv_log_kind {
 	SRV_LOG_KINDS
 };
 
+/* Log categories (kind and key) whose repeats are suppressed; the least
+ * recently logged one is reused when all are taken. */
+#define SRV_LOG_SLOTS 64
+
+/* The rate limit of one category: a kind of problem and a key such as
+ * "peer host + reason". */
+struct srv_log_slot {
+	enum srv_log_kind kind;
+	char key[96];
+	char msg_id[32];
+	bool used;
+	double last;              /* monotonic seconds of the last line logged */
+	unsigned long suppressed; /* lines left out since then */
+};
+
 /* One accepted connection, owned by the loop thread. */
 struct srv_conn {
 	struct srv_conn *prev, *next;
@@ -65,12 +80,18 @@ struct cmi_http_server {
 	struct cmi_http_request *pending;
 	struct cmi_http_request *reply_head, *reply_tail;
 
-	double last_log[SRV_LOG_KINDS];
-	unsigned long suppressed[SRV_LOG_KINDS];
+	struct srv_log_slot log_slots[SRV_LOG_SLOTS];
 };
 
 void cmi_srv_log(struct cmi_http_server *srv, enum srv_log_kind kind, const char *msg_id,
 		 const char *fmt, ...) CMI_PRINTF(4, 5);
+/* As cmi_srv_log, limited per (kind, key) so that one category of problem
+ * does not hide another: key names the peer host and the cause. */
+void cmi_srv_log_keyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
+		       const char *msg_id, const char *fmt, ...) CMI_PRINTF(5, 6);
+/* Logs the count of each category whose suppressed lines were never
+ * reported (at server shutdown). */
+void cmi_srv_log_flush(struct cmi_http_server *srv);
 void cmi_srv_adopt_pending(struct cmi_http_server *srv);
 struct srv_conn *cmi_srv_conn_of(struct cmi_http_server *srv, struct evhttp_request *evreq);
 void cmi_srv_conn_arm(struct srv_conn *conn);
@@ -81,7 +102,9 @@ void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg);
 void cmi_srv_detach_requests(struct cmi_http_server *srv);
 
 /* Moves the OpenSSL errors that the bufferevent kept back onto the
- * thread's error queue, where cmicro_tls_ssl_failure reads them. */
-void cmi_http_requeue_ssl_errors(struct bufferevent *bev);
+ * thread's error queue, where cmicro_tls_ssl_failure reads them. Returns
+ * the SSL_get_error() code libevent recorded with them (SSL_ERROR_SYSCALL
+ * for a socket error, whose errno OpenSSL does not queue), or 0. */
+int cmi_http_requeue_ssl_errors(struct bufferevent *bev);
 
 #endif

@@ -2,7 +2,12 @@
  * The certificate object: wrapping, release, PEM output, loading and saving.
  * Generation is in cert_issue.c and inspection in cert_inspect.c.
  */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -164,6 +169,23 @@ static void cert_free_secret(char *s)
 	free(s);
 }
 
+/* Formats name as RFC 2253 text ("CN=node,O=Micro"), the form cmicro prints
+ * everywhere else. */
+static void cert_name_text(const X509_NAME *name, char *buf, size_t size)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len = -1;
+
+	cmi_fmt(buf, size, "(unreadable name)");
+	if (bio != NULL && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
+		len = BIO_get_mem_data(bio, &data);
+	if (len >= 0)
+		cmi_fmt(buf, size, "%.*s", (int)len, data);
+	BIO_free(bio);
+	ERR_clear_error();
+}
+
 /* Returns the 1-based position of the certificate of certs that key belongs
  * to, or 0 when none does. */
 static int cert_key_owner(STACK_OF(X509) * certs, const EVP_PKEY *key)
@@ -186,7 +208,7 @@ static int cert_mismatch_error(STACK_OF(X509) * certs, const EVP_PKEY *key, cons
 	int owner = cert_key_owner(certs, key);
 	X509 *owner_x509;
 
-	X509_NAME_oneline(X509_get_subject_name(sk_X509_value(certs, 0)), subject, sizeof(subject));
+	cert_name_text(X509_get_subject_name(sk_X509_value(certs, 0)), subject, sizeof(subject));
 	if (owner <= 1)
 		return cmi_error(CMICRO_EKEY,
 		                 "the private key in %s does not match the certificate "
@@ -195,7 +217,7 @@ static int cert_mismatch_error(STACK_OF(X509) * certs, const EVP_PKEY *key, cons
 		                 key_label, cert_label, subject);
 
 	owner_x509 = sk_X509_value(certs, owner - 1);
-	X509_NAME_oneline(X509_get_subject_name(owner_x509), other, sizeof(other));
+	cert_name_text(X509_get_subject_name(owner_x509), other, sizeof(other));
 	if (X509_get_extension_flags(owner_x509) & EXFLAG_CA)
 		return cmi_error(CMICRO_EKEY,
 		                 "the private key in %s does not match the certificate "
@@ -299,6 +321,101 @@ CMICRO_API int cmicro_cert_load(const char *cert_file, const char *key_file, con
 	return rc;
 }
 
+/* Writes all of data to fd and flushes it to disk; errors name path, the
+ * file the caller asked for. */
+static int cert_fill(int fd, const char *path, const char *data, unsigned mode)
+{
+	size_t len = strlen(data);
+
+	if (fchmod(fd, (mode_t)mode) != 0)
+		return cmi_error(CMICRO_EIO, "%s: cannot set mode %03o: %s", path, mode,
+		                 CMI_ERRNO_TEXT(errno));
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cmi_error(CMICRO_EIO,
+			                 "%s: write failed: %s; check the free space of its "
+			                 "directory",
+			                 path, CMI_ERRNO_TEXT(errno));
+		data += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) != 0)
+		return cmi_error(CMICRO_EIO, "%s: fsync failed: %s", path, CMI_ERRNO_TEXT(errno));
+	return 0;
+}
+
+/* Writes data to a temporary file next to path (path.tmp.XXXXXX), so that
+ * nothing under the final name changes yet; *staged receives its name. */
+static int cert_stage(const char *path, const char *data, unsigned mode, char **staged)
+{
+	int fd;
+	int rc;
+
+	if (asprintf(staged, "%s.tmp.XXXXXX", path) < 0) {
+		*staged = NULL;
+		return cmi_error(CMICRO_ENOMEM, "out of memory writing %s", path);
+	}
+	fd = mkstemp(*staged);
+	if (fd < 0) {
+		rc = cmi_error(CMICRO_EIO,
+		               "%s: cannot create a file in its directory: %s; check that the "
+		               "directory exists and is writable",
+		               path, CMI_ERRNO_TEXT(errno));
+		free(*staged);
+		*staged = NULL;
+		return rc;
+	}
+	rc = cert_fill(fd, path, data, mode);
+	if (close(fd) != 0 && rc == 0)
+		rc = cmi_error(CMICRO_EIO, "%s: close failed: %s", path, CMI_ERRNO_TEXT(errno));
+	return rc;
+}
+
+static int cert_unstage(const char *staged, const char *path)
+{
+	if (rename(staged, path) != 0)
+		return cmi_error(CMICRO_EIO, "%s: cannot replace the file: %s", path,
+		                 CMI_ERRNO_TEXT(errno));
+	return 0;
+}
+
+static void cert_discard(char *staged)
+{
+	if (staged != NULL)
+		unlink(staged);
+	free(staged);
+}
+
+/* Both files are staged first and renamed only when both were written, so a
+ * failure (a missing directory, a full disk) leaves neither a new key next to
+ * an old certificate nor the reverse. */
+static int cert_save_pair(const char *cert_file, const char *cert_pem, const char *key_file,
+                          const char *key_pem)
+{
+	char *cert_staged = NULL;
+	char *key_staged = NULL;
+	int rc = 0;
+
+	if (key_file != NULL)
+		rc = cert_stage(key_file, key_pem, 0600, &key_staged);
+	if (rc == 0)
+		rc = cert_stage(cert_file, cert_pem, 0644, &cert_staged);
+	if (rc == 0 && key_staged != NULL)
+		rc = cert_unstage(key_staged, key_file);
+	/* NOTE: renames in one directory rarely fail; if the second one does, the
+	 * key is already replaced and the old certificate stays. */
+	if (rc == 0)
+		rc = cert_unstage(cert_staged, cert_file);
+
+	cert_discard(cert_staged);
+	cert_discard(key_staged);
+	return rc;
+}
+
 CMICRO_API int cmicro_cert_save(const struct cmicro_cert *cert, const char *cert_file,
                                 const char *key_file, unsigned flags)
 {
@@ -309,17 +426,15 @@ CMICRO_API int cmicro_cert_save(const struct cmicro_cert *cert, const char *cert
 	if (cert == NULL || cert_file == NULL)
 		return cmi_error(CMICRO_EINVAL,
 		                 "cmicro_cert_save: cert and cert_file must be given");
+	if (key_file != NULL && strcmp(cert_file, key_file) == 0)
+		return cmi_error(CMICRO_EINVAL,
+		                 "cmicro_cert_save: cert_file and key_file are both \"%s\"; give "
+		                 "two different files",
+		                 cert_file);
 
 	rc = cmicro_cert_to_pem(cert, flags, &cert_pem, key_file != NULL ? &key_pem : NULL);
-	if (rc != 0)
-		return rc;
-
-	/* NOTE: each file is replaced atomically, but the pair is not. When the
-	 * certificate write fails, the new key stays next to the old certificate. */
-	if (key_file != NULL)
-		rc = cmi_write_file(key_file, key_pem, strlen(key_pem), 0600);
 	if (rc == 0)
-		rc = cmi_write_file(cert_file, cert_pem, strlen(cert_pem), 0644);
+		rc = cert_save_pair(cert_file, cert_pem, key_file, key_pem);
 
 	free(cert_pem);
 	cert_free_secret(key_pem);

@@ -232,6 +232,7 @@ static void inspect_flags(X509 *x, struct cmicro_cert_info *info)
 	 * 4.2.1.12), and OpenSSL then returns all bits set. */
 	info->server_auth = (xku & XKU_SSL_SERVER) != 0;
 	info->client_auth = (xku & XKU_SSL_CLIENT) != 0;
+	info->has_eku = (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) != 0;
 	ERR_clear_error();
 }
 

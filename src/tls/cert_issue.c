@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -245,6 +246,12 @@ static int cert_plan_make(struct cert_plan *plan, const struct cmicro_cert_opts 
 		rc = cert_plan_key(opts);
 	if (rc == 0 && profile == CERT_PROFILE_LEAF)
 		rc = cert_plan_usage(opts);
+	if (rc == 0 && profile == CERT_PROFILE_LEAF && opts->path_len >= 0)
+		rc = cmi_error(CMICRO_EINVAL,
+		               "path length %d is set for a leaf certificate, but only a CA "
+		               "has one: set is_ca for an intermediate CA, or leave path_len "
+		               "at -1",
+		               opts->path_len);
 	if (rc == 0)
 		rc = cert_plan_digest(plan);
 	if (rc == 0)
@@ -580,6 +587,23 @@ out:
 	return rc;
 }
 
+/* Formats name as RFC 2253 text ("CN=cmicro CA,O=Micro"), the form cmicro
+ * prints everywhere else. */
+static void cert_name_text(const X509_NAME *name, char *buf, size_t size)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len = -1;
+
+	cmi_fmt(buf, size, "(unreadable name)");
+	if (bio != NULL && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
+		len = BIO_get_mem_data(bio, &data);
+	if (len >= 0)
+		cmi_fmt(buf, size, "%.*s", (int)len, data);
+	BIO_free(bio);
+	ERR_clear_error();
+}
+
 static int cert_check_issuer(const struct cmicro_cert *issuer)
 {
 	char subject[256];
@@ -589,7 +613,7 @@ static int cert_check_issuer(const struct cmicro_cert *issuer)
 		return cmi_error(CMICRO_EINVAL, "issuer is NULL: pass a CA made by "
 		                                "cmicro_cert_ca_new or loaded with its key");
 	x = issuer->x509;
-	X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
+	cert_name_text(X509_get_subject_name(x), subject, sizeof(subject));
 
 	if (issuer->key == NULL)
 		return cmi_error(CMICRO_EKEY,
@@ -614,6 +638,31 @@ static int cert_check_issuer(const struct cmicro_cert *issuer)
 		                 "certificate: load the key file made with it",
 		                 subject);
 	}
+	return 0;
+}
+
+/* Rejects an intermediate CA that verifiers would reject anyway, because the
+ * issuer's basicConstraints pathLenConstraint allows no further CA below it. */
+static int cert_check_path_len(const struct cmicro_cert *issuer,
+                               const struct cmicro_cert_opts *opts)
+{
+	long allowed = X509_get_pathlen(issuer->x509);
+	char subject[256];
+
+	if (!opts->is_ca || allowed < 0)
+		return 0;
+	cert_name_text(X509_get_subject_name(issuer->x509), subject, sizeof(subject));
+	if (allowed == 0)
+		return cmi_error(CMICRO_EINVAL,
+		                 "issuer %s has basicConstraints pathlen:0, so no CA may be "
+		                 "issued below it: issue the intermediate CA from its parent "
+		                 "CA, or issue a leaf certificate from this one",
+		                 subject);
+	if (opts->path_len >= allowed)
+		return cmi_error(CMICRO_EINVAL,
+		                 "path length %d is not below the pathlen:%ld of issuer %s: give "
+		                 "a path length from 0 to %ld",
+		                 opts->path_len, allowed, subject, allowed - 1);
 	return 0;
 }
 
@@ -660,6 +709,8 @@ CMICRO_API int cmicro_cert_issue(const struct cmicro_cert *issuer,
 
 	*out = NULL;
 	rc = cert_check_issuer(issuer);
+	if (rc == 0 && opts != NULL)
+		rc = cert_check_path_len(issuer, opts);
 	if (rc != 0)
 		return rc;
 

@@ -7,7 +7,8 @@
  *                         anything else: verify (fail closed) with a warning
  *   MICRO_TLS_INSECURE    true: do not verify (go-micro v6's opt-out), unless
  *                         MICRO_TLS_SECURE requests true or audit
- *   MICRO_TLS_CA_FILE     extra trusted CA files, separated by ',' or ':'
+ *   MICRO_TLS_CA_FILE     extra trusted CA files, separated by ',' or ':' (blanks around
+ *                         each file name are dropped)
  *   MICRO_TLS_CERT_FILE, MICRO_TLS_KEY_FILE   the node's own identity
  *   MICRO_TLS_CLIENT_AUTH none|request|require (serving side)
  *   SSLKEYLOGFILE         append TLS secrets there (debugging only)
@@ -35,6 +36,8 @@ enum env_warning_kind {
 	ENV_WARN_VERIFY_OFF,
 	ENV_WARN_AUDIT,
 	ENV_WARN_UNRECOGNISED,
+	ENV_WARN_INSECURE_UNRECOGNISED,
+	ENV_WARN_INSECURE_IGNORED,
 	ENV_WARN_COUNT
 };
 
@@ -155,18 +158,6 @@ static void env_decide_default(const char *insecure, bool secure_by_default,
 	        secure_by_default ? "verifies" : "does not verify");
 	if (!secure_by_default)
 		env_warn_off(d, "MICRO_TLS_SECURE is not set");
-	if (ins == -1 && d->warning_id == NULL) {
-		d->warning_id = "TLS-SECURE-UNRECOGNISED";
-		cmi_fmt(d->warning, sizeof(d->warning),
-		        "MICRO_TLS_INSECURE=\"%s\" is not "
-		        "recognised and is ignored; accepted values are " ENV_ACCEPTED,
-		        cmi_tls_printable(insecure, shown, sizeof(shown)));
-	} else if (ins == -1) {
-		cmi_append(d->warning, sizeof(d->warning),
-		           " (MICRO_TLS_INSECURE=\"%s\" is not "
-		           "recognised and is ignored)",
-		           cmi_tls_printable(insecure, shown, sizeof(shown)));
-	}
 }
 
 /* MICRO_TLS_SECURE, when set, wins over MICRO_TLS_INSECURE, so an explicit
@@ -247,6 +238,18 @@ static int env_blame(int rc, const char *name)
 	return cmi_error(rc, "%s: %s", name, detail);
 }
 
+/* As env_blame, for one item of a list variable, quoted so that blanks and
+ * separators in it show. */
+static int env_blame_item(int rc, const char *name, const char *item)
+{
+	char detail[CMI_ERRMSG_MAX];
+	char shown[256];
+
+	cmi_fmt(detail, sizeof(detail), "%s", cmicro_last_errmsg());
+	return cmi_error(rc, "%s entry \"%s\": %s", name,
+	                 cmi_tls_printable(item, shown, sizeof(shown)), detail);
+}
+
 static const char *env_get(const char *name)
 {
 	const char *v = cmi_getenv(name);
@@ -263,13 +266,23 @@ static int env_add_ca_files(struct cmicro_tls_config *cfg, const char *list)
 		char path[4096];
 		int rc;
 
-		cmi_fmt(path, sizeof(path), "%.*s", (int)n, p);
+		const char *item = p;
+
 		p += n + (p[n] != '\0');
-		if (path[0] == '\0')
+		/* "a.pem, b.pem" is a natural way to write a list, so blanks around
+		 * an item are dropped (a path cannot usefully start or end with one). */
+		while (n > 0 && isspace((unsigned char)*item)) {
+			item++;
+			n--;
+		}
+		while (n > 0 && isspace((unsigned char)item[n - 1]))
+			n--;
+		if (n == 0)
 			continue;
+		cmi_fmt(path, sizeof(path), "%.*s", (int)n, item);
 		rc = cmicro_tls_config_add_ca_file(cfg, path);
 		if (rc != 0)
-			return env_blame(rc, "MICRO_TLS_CA_FILE");
+			return env_blame_item(rc, "MICRO_TLS_CA_FILE", path);
 	}
 	return 0;
 }
@@ -308,6 +321,32 @@ static int env_client_auth(struct cmicro_tls_config *cfg)
 		                 cmi_tls_printable(value, shown, sizeof(shown)));
 	cfg->client_auth = mode;
 	return 0;
+}
+
+/* Logs, once per process, a MICRO_TLS_INSECURE value that has no effect:
+ * one that is not recognised, or true while MICRO_TLS_SECURE asks for
+ * verification (true, audit or an unknown value, which fails closed). */
+static void env_note_insecure(const char *secure, const char *insecure,
+                              const struct cmi_tls_env_decision *d)
+{
+	char shown[96];
+	int ins;
+
+	if (insecure == NULL)
+		return;
+	ins = cmi_parse_bool(insecure);
+	cmi_tls_printable(insecure, shown, sizeof(shown));
+	if (ins == -1 && !atomic_exchange(&env_warned[ENV_WARN_INSECURE_UNRECOGNISED], true))
+		cmi_log(CMICRO_LOG_WARNING, "tls", "TLS-INSECURE-UNRECOGNISED",
+		        "MICRO_TLS_INSECURE=\"%s\" is not recognised and is ignored; accepted "
+		        "values are true and false (also 1, yes, on, 0, no, off; any case)",
+		        shown);
+	if (ins == 1 && secure != NULL && d->mode != CMICRO_TLS_VERIFY_OFF &&
+	    !atomic_exchange(&env_warned[ENV_WARN_INSECURE_IGNORED], true))
+		cmi_log(CMICRO_LOG_NOTICE, "tls", "TLS-INSECURE-IGNORED",
+		        "MICRO_TLS_INSECURE=\"%s\" is ignored because MICRO_TLS_SECURE requests "
+		        "verification; unset MICRO_TLS_INSECURE to silence this notice",
+		        shown);
 }
 
 static void env_warn_once(const struct cmi_tls_env_decision *d)
@@ -367,6 +406,7 @@ CMICRO_API int cmicro_tls_config_from_env(struct cmicro_tls_config **out)
 		return rc;
 	}
 	env_warn_once(&d);
+	env_note_insecure(cmi_getenv("MICRO_TLS_SECURE"), cmi_getenv("MICRO_TLS_INSECURE"), &d);
 	*out = cfg;
 	return 0;
 }

@@ -239,7 +239,8 @@ static int pem_no_cert_error(const char *data, size_t len, const char *label,
 	if (scan->keys > 0)
 		return cmi_error(CMICRO_EPEM,
 		                 "%s contains a private key, not a certificate; give "
-		                 "the certificate file here and the key file as the key",
+		                 "the certificate file (-----BEGIN CERTIFICATE-----) in "
+		                 "its place",
 		                 label);
 	if (scan->other[0] != '\0')
 		return cmi_error(CMICRO_EPEM,
@@ -374,6 +375,22 @@ static int pem_no_key_error(const char *data, size_t len, const char *label, int
 	                 label, label, label);
 }
 
+/* Sets the detail message like cmi_error_ossl, but appends each distinct
+ * OpenSSL reason once: decoders that try several key formats queue the same
+ * reason several times. */
+static int pem_error_ossl_once(int err, char *msg, size_t size)
+{
+	char reason[256];
+	unsigned long e;
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, reason, sizeof(reason));
+		if (strstr(msg, reason) == NULL)
+			cmi_append(msg, size, "; %s", reason);
+	}
+	return cmi_error(err, "%s", msg);
+}
+
 static int pem_decode_key(const struct pem_block *blk, const char *label, const char *passphrase,
                           EVP_PKEY **out)
 {
@@ -394,18 +411,23 @@ static int pem_decode_key(const struct pem_block *blk, const char *label, const 
 	if (*out != NULL)
 		return 0;
 
-	if (pw.requested && passphrase == NULL)
-		return cmi_error_ossl(
-		    CMICRO_EKEY,
-		    "key %s is encrypted; give its passphrase (the "
-		    "passphrase argument) or decrypt it with `openssl pkey -in %s "
-		    "-out %s.plain`",
-		    label, label, label);
-	if (pw.requested)
-		return cmi_error_ossl(CMICRO_EKEY,
-		                      "key %s could not be decrypted: the passphrase "
-		                      "is wrong or the key is damaged; check the passphrase",
-		                      label);
+	/* The OpenSSL queue only repeats "interrupted or cancelled" here, once
+	 * per key format tried, so it is dropped rather than appended. */
+	if (pw.requested && passphrase == NULL) {
+		ERR_clear_error();
+		return cmi_error(CMICRO_EKEY,
+		                 "key %s is encrypted and no passphrase was given; decrypt "
+		                 "it with `openssl pkey -in %s -out %s.plain` and use the "
+		                 "decrypted file",
+		                 label, label, label);
+	}
+	if (pw.requested) {
+		cmi_fmt(report, sizeof(report),
+		        "key %s could not be decrypted: the passphrase is wrong or the key is "
+		        "damaged; check the passphrase",
+		        label);
+		return pem_error_ossl_once(CMICRO_EKEY, report, sizeof(report));
+	}
 	pem_describe_damage(report, sizeof(report), label, blk);
 	return cmi_error(CMICRO_EPEM, "%s; replace the key file with an intact copy", report);
 }

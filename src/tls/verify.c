@@ -11,7 +11,9 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
+#include "tls/expiry_int.h"
 #include "tls/tls_verify_int.h"
 
 static int ssl_data_idx = -1;
@@ -91,6 +93,7 @@ int cmi_tls_verify_cb(X509_STORE_CTX *store_ctx, void *arg)
 	if (data != NULL)
 		data->verified = true;
 	cmi_tls_config_record(cfg, data, ctx->role, v);
+	cmi_tls_expiry_observe(X509_STORE_CTX_get0_cert(store_ctx), data ? data->peer_label : NULL);
 
 	if (!v->accepted) {
 		X509_STORE_CTX_set_error(store_ctx, verify_alert_code(v));
@@ -192,8 +195,118 @@ static void failure_no_cert(const SSL *ssl, struct cmicro_tls_verdict *v)
 	else
 		cmi_fmt(v->message, sizeof(v->message),
 		        "the server requires a client certificate "
-		        "and none was sent; give this client a certificate and key "
-		        "(MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE)");
+		        "and none was sent; set MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE to this "
+		        "node's certificate and key");
+}
+
+/* Words for the peer of ssl and for the extended key usage this node's own
+ * certificate needs in its role. */
+static const char *failure_peer_word(const SSL *ssl)
+{
+	return SSL_is_server((SSL *)ssl) ? "client" : "server";
+}
+
+/* The peer's alert names only a category. For the generic ones
+ * (bad_certificate, certificate_unknown: Go sends bad_certificate for every
+ * rejection) this node's own certificate is checked for the usual causes. */
+static bool failure_own_cert_cause(const SSL *ssl, const char *alert,
+                                   struct cmicro_tls_verdict *v)
+{
+	X509 *own = SSL_get_certificate(ssl);
+	bool server = SSL_is_server((SSL *)ssl);
+	uint32_t want = server ? XKU_SSL_SERVER : XKU_SSL_CLIENT;
+	char when[32];
+
+	if (own == NULL)
+		return false;
+	if (X509_cmp_current_time(X509_get0_notAfter(own)) < 0) {
+		cmi_tls_time_text(X509_get0_notAfter(own), when, sizeof(when));
+		v->reason = CMICRO_TLS_REASON_EXPIRED;
+		cmi_fmt(v->message, sizeof(v->message),
+		        "the %s rejected this node's certificate (%s alert): it expired at %s; "
+		        "renew it",
+		        failure_peer_word(ssl), alert, when);
+		return true;
+	}
+	if ((X509_get_extension_flags(own) & EXFLAG_XKUSAGE) &&
+	    !(X509_get_extended_key_usage(own) & want)) {
+		v->reason = CMICRO_TLS_REASON_BAD_USAGE;
+		cmi_fmt(v->message, sizeof(v->message),
+		        "the %s rejected this node's certificate (%s alert): it needs extended "
+		        "key usage %s; issue it with cmicro cert issue --usage %s",
+		        failure_peer_word(ssl), alert, server ? "serverAuth" : "clientAuth",
+		        server ? "server|both" : "client|both");
+		return true;
+	}
+	return false;
+}
+
+static void failure_rejected_usage(const SSL *ssl, struct cmicro_tls_verdict *v)
+{
+	bool server = SSL_is_server((SSL *)ssl);
+
+	v->reason = CMICRO_TLS_REASON_BAD_USAGE;
+	cmi_fmt(v->message, sizeof(v->message),
+	        "the %s rejected this node's certificate (unsupported_certificate alert): it "
+	        "needs extended key usage %s; issue it with cmicro cert issue --usage %s",
+	        failure_peer_word(ssl), server ? "serverAuth" : "clientAuth",
+	        server ? "server|both" : "client|both");
+}
+
+/* Maps an alert the peer sent about this node's certificate; false when
+ * reason is not such an alert. */
+static bool failure_from_alert(const SSL *ssl, int reason, struct cmicro_tls_verdict *v)
+{
+	const char *peer = failure_peer_word(ssl);
+
+	switch (reason) {
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+		v->reason = CMICRO_TLS_REASON_UNKNOWN_AUTHORITY;
+		cmi_fmt(v->message, sizeof(v->message),
+		        "the %s rejected this node's certificate: unknown CA (unknown_ca alert); "
+		        "add this node's CA to the %s's MICRO_TLS_CA_FILE",
+		        peer, peer);
+		return true;
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+		if (!failure_own_cert_cause(ssl, "certificate_expired", v)) {
+			v->reason = CMICRO_TLS_REASON_EXPIRED;
+			cmi_fmt(v->message, sizeof(v->message),
+			        "the %s rejected this node's certificate as expired "
+			        "(certificate_expired alert); renew it, and check the clocks "
+			        "(NTP) of both hosts",
+			        peer);
+		}
+		return true;
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+		failure_rejected_usage(ssl, v);
+		return true;
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+		v->reason = CMICRO_TLS_REASON_REVOKED;
+		cmi_fmt(v->message, sizeof(v->message),
+		        "the %s rejected this node's certificate as revoked "
+		        "(certificate_revoked alert); install a newly issued certificate",
+		        peer);
+		return true;
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+		if (!failure_own_cert_cause(ssl, reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE
+		                                     ? "bad_certificate"
+		                                     : "certificate_unknown",
+		                            v)) {
+			v->reason = CMICRO_TLS_REASON_UNKNOWN_AUTHORITY;
+			cmi_fmt(v->message, sizeof(v->message),
+			        "the %s rejected this node's certificate without naming the cause "
+			        "(%s alert); most often its MICRO_TLS_CA_FILE lacks this node's CA: "
+			        "check the %s's log",
+			        peer,
+			        reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ? "bad_certificate"
+			                                                    : "certificate_unknown",
+			        peer);
+		}
+		return true;
+	default:
+		return false;
+	}
 }
 
 static void failure_plaintext(const SSL *ssl, struct cmicro_tls_verdict *v)
@@ -221,14 +334,34 @@ static bool failure_from_reason(const SSL *ssl, const struct tls_ssl_data *data,
 	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
 		failure_no_cert(ssl, v);
 		return true;
+	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+		/* A TLS 1.2 server that requires a client certificate sends a
+		 * plain handshake_failure when none comes. */
+		if (SSL_is_server((SSL *)ssl) || SSL_get_certificate(ssl) != NULL)
+			return false;
+		failure_no_cert(ssl, v);
+		return true;
 	case SSL_R_HTTP_REQUEST:
 	case SSL_R_HTTPS_PROXY_REQUEST:
 	case SSL_R_WRONG_VERSION_NUMBER:
 		failure_plaintext(ssl, v);
 		return true;
 	default:
-		return false;
+		return failure_from_alert(ssl, reason, v);
 	}
+}
+
+/* Appends one queued error: an errno text for system errors (OpenSSL
+ * queues those with ERR_LIB_SYS), else OpenSSL's own string. */
+static void failure_append_error(char *text, size_t size, unsigned long e)
+{
+	char one[256];
+
+	if (ERR_SYSTEM_ERROR(e))
+		cmi_fmt(one, sizeof(one), "system error: %s", CMI_ERRNO_TEXT(ERR_GET_REASON(e)));
+	else
+		ERR_error_string_n(e, one, sizeof(one));
+	cmi_append(text, size, "%s%s", text[0] ? "; " : "", one);
 }
 
 CMICRO_API void cmicro_tls_ssl_failure(const SSL *ssl, struct cmicro_tls_verdict *verdict)
@@ -247,17 +380,17 @@ CMICRO_API void cmicro_tls_ssl_failure(const SSL *ssl, struct cmicro_tls_verdict
 		return;
 	}
 	while ((e = ERR_get_error()) != 0) {
-		char one[256];
-
-		ERR_error_string_n(e, one, sizeof(one));
-		cmi_append(openssl_text, sizeof(openssl_text), "%s%s", openssl_text[0] ? "; " : "",
-		           one);
+		/* Library 0 is no OpenSSL library: such a value is an
+		 * SSL_get_error() code that some caller queued by mistake. */
+		if (ERR_GET_LIB(e) == 0 && !ERR_SYSTEM_ERROR(e))
+			continue;
+		failure_append_error(openssl_text, sizeof(openssl_text), e);
 		if (!known && ERR_GET_LIB(e) == ERR_LIB_SSL)
 			known = failure_from_reason(ssl, data, ERR_GET_REASON(e), verdict);
 	}
 	if (known)
 		return;
 	verdict->reason = CMICRO_TLS_REASON_OTHER;
-	cmi_fmt(verdict->message, sizeof(verdict->message), "TLS handshake failed: %s",
+	cmi_fmt(verdict->message, sizeof(verdict->message), "%s",
 	        openssl_text[0] ? openssl_text : "the connection closed during the handshake");
 }

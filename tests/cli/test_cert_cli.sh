@@ -80,7 +80,7 @@ openssl x509 -in ca.pem -noout -checkend $((31 * 86400)) >/dev/null 2>&1 &&
 
 key_before=$(sha256sum ca.key)
 expect_exit 2 cmicro cert ca --out-cert ca.pem --out-key ca.key
-expect_in err.txt "key file ca.key already exists; pass --force"
+expect_in err.txt "key file \"ca.key\" already exists; pass --force"
 expect_empty out.txt
 expect_eq "$(sha256sum ca.key)" "$key_before" "ca.key after a refused overwrite"
 
@@ -144,7 +144,7 @@ expect_exit 0 cmicro cert issue --ca-cert ca.pem --ca-key ca.key node-1.test ::1
 expect_exit 0 cmicro cert issue --ca-cert ca.pem --ca-key ca.key ::1
 [ -f __1.pem ] && [ -f __1.key ] || fail "default outputs __1.pem/.key for host ::1"
 expect_exit 2 cmicro cert issue --ca-cert ca.pem --ca-key ca.key node-1.test
-expect_in err.txt "node-1.test.key already exists"
+expect_in err.txt "node-1.test.key\" already exists"
 
 # A CA made by the openssl CLI issues through cmicro, and openssl verifies it.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ossl-ca.key \
@@ -178,7 +178,7 @@ expect_in ext.txt "DNS:localhost, IP Address:127.0.0.1"
 openssl verify -CAfile self.pem self.pem >verify.txt 2>&1
 expect_in verify.txt "self.pem: OK"
 expect_exit 2 cmicro cert selfsigned --out-cert self.pem --out-key self.key localhost
-expect_in err.txt "self.key already exists"
+expect_in err.txt "self.key\" already exists"
 
 # --- inspect ------------------------------------------------------------------
 expect_exit 0 cmicro cert inspect srv.pem
@@ -263,7 +263,88 @@ expect_in err.txt "junk.pem contains no PEM certificate"
 expect_exit 2 cmicro cert inspect
 expect_in err.txt "takes exactly one FILE"
 expect_exit 2 cmicro cert inspect srv.pem --chain
-expect_in err.txt "unknown option --chain"
+expect_in err.txt "--chain is not an option of 'cmicro cert inspect'"
+
+# --- outputs are written together or not at all --------------------------------
+mkdir pair && cd pair || exit 1
+expect_exit 2 cmicro cert ca --out-cert /nonexistent/y.pem --out-key y.key
+expect_in err.txt "/nonexistent/y.pem: cannot create a file"
+expect_eq "$(ls -A | grep -v -e out.txt -e err.txt)" "" "files left after a failed certificate write"
+expect_exit 2 cmicro cert ca --out-cert y.pem --out-key /nonexistent/y.key
+expect_in err.txt "/nonexistent/y.key: cannot create a file"
+expect_eq "$(ls -A | grep -v -e out.txt -e err.txt)" "" "files left after a failed key write"
+cd .. || exit 1
+
+# --- an existing certificate needs --force ------------------------------------
+expect_exit 0 cmicro cert ca --out-cert keep.pem --out-key keep.key
+before=$(sha256sum keep.pem)
+rm keep.key
+expect_exit 2 cmicro cert ca --out-cert keep.pem --out-key keep.key
+expect_in err.txt "certificate file \"keep.pem\" already exists; pass --force"
+expect_eq "$(sha256sum keep.pem)" "$before" "keep.pem after a refused overwrite"
+expect_exit 0 cmicro cert ca --out-cert keep.pem --out-key keep.key --force
+checks=$((checks + 1))
+[ "$(sha256sum keep.pem)" != "$before" ] || fail "keep.pem not replaced with --force"
+expect_exit 2 cmicro cert selfsigned --out-cert keep.pem --out-key keep2.key h.test
+expect_in err.txt "certificate file \"keep.pem\" already exists"
+
+# --- options a subcommand does not take are named ------------------------------
+expect_exit 2 cmicro cert selfsigned --days 5 h.test
+expect_in err.txt "--days is not an option of 'cmicro cert selfsigned'"
+expect_in err.txt "fixed one-year"
+expect_exit 0 cmicro cert selfsigned --help
+expect_in out.txt "--days, --cn, --key-type and the CA options are not accepted"
+
+# --- choices that make unusable certificates ----------------------------------
+expect_exit 2 cmicro cert ca --key-type rsa --rsa-bits 1024 --out-cert weak.pem --out-key weak.key
+expect_in err.txt "--rsa-bits 1024 is too small"
+expect_in err.txt "weak_key"
+checks=$((checks + 1))
+[ ! -e weak.pem ] || fail "weak.pem written although --rsa-bits 1024 was refused"
+expect_exit 0 cmicro cert ca --key-type rsa --rsa-bits 1024 --allow-weak \
+	--out-cert weak.pem --out-key weak.key
+expect_in err.txt "warning: a 1024-bit RSA key is rejected as weak_key"
+expect_exit 2 cmicro cert issue --ca-cert ca.pem --ca-key ca.key --path-len 1 \
+	--out-cert pl.pem --out-key pl.key pl.test
+expect_in err.txt "--path-len applies only to a CA"
+expect_exit 0 cmicro cert issue --ca-cert ca.pem --ca-key ca.key --intermediate --path-len 0 \
+	--out-cert int0.pem --out-key int0.key
+expect_exit 2 cmicro cert issue --ca-cert int0.pem --ca-key int0.key --intermediate \
+	--out-cert int1.pem --out-key int1.key
+expect_in err.txt "has basicConstraints pathlen:0, so no CA may be issued below it"
+expect_in err.txt "issuer CN=cmicro intermediate CA,O=Micro"
+expect_exit 0 cmicro cert issue --ca-cert int0.pem --ca-key int0.key \
+	--out-cert below0.pem --out-key below0.key below0.test
+
+# --- DN format and inspect labels ---------------------------------------------
+expect_exit 2 cmicro cert issue --ca-cert srv.pem --ca-key srv.key --out-cert notca.pem \
+	--out-key notca.key notca.test
+expect_in err.txt "is not a CA"
+checks=$((checks + 1))
+grep -qF "/O=" err.txt && fail "slash-separated DN in: $(cat err.txt)"
+expect_exit 0 cmicro cert inspect ca.pem
+expect_in out.txt "certificate 1 of 1 (root)"
+expect_in out.txt "usages:        any (no extendedKeyUsage extension)"
+expect_exit 0 cmicro cert inspect ca.pem --json
+python3 -c 'import json,sys; d=json.load(open("out.txt"))[0]; sys.exit(0 if d["role"]=="root" and d["has_eku"] is False else 1)' ||
+	fail "ca.pem JSON: role root and has_eku false expected: $(cat out.txt)"
+expect_exit 0 cmicro cert inspect srv.pem
+expect_in out.txt "certificate 1 of 2 (leaf)"
+expect_exit 2 cmicro cert inspect srv.key
+expect_in err.txt "give the certificate file (-----BEGIN CERTIFICATE-----) in its place"
+
+# --- encrypted CA key ---------------------------------------------------------
+openssl pkey -in ca.key -aes256 -passout pass:secret -out ca-enc.key 2>/dev/null ||
+	fail "openssl could not encrypt ca.key"
+expect_exit 2 cmicro cert issue --ca-cert ca.pem --ca-key ca-enc.key --out-cert enc.pem \
+	--out-key enc.key enc.test
+expect_in err.txt "is encrypted and no passphrase was given"
+expect_in err.txt "--ca-pass-env VAR"
+checks=$((checks + 1))
+[ "$(grep -o "interrupted or cancelled" err.txt | wc -l)" -le 1 ] ||
+	fail "OpenSSL reason repeated: $(cat err.txt)"
+expect_exit 0 env CA_PASS=secret "$CMICRO_BIN" cert issue --ca-cert ca.pem --ca-key ca-enc.key \
+	--ca-pass-env CA_PASS --out-cert enc.pem --out-key enc.key enc.test
 
 echo "$checks checks, $failures failures"
 [ "$failures" -eq 0 ]

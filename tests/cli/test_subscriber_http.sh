@@ -45,6 +45,10 @@ grep -q "Micro-Topic" "$WORK/resp.txt" || fail "400 body does not name Micro-Top
 status=$(post '{"Header":{"Micro-Topic":"orders"},"Body":""}' "https://$addr/?id=somebody-else")
 [ "$status" = 404 ] || fail "an unknown node id got $status, expected 404"
 
+status=$(post '{"Header":{"Micro-Topic":"orders"},"Body":""}' "https://$addr/")
+[ "$status" = 400 ] || fail "a POST without ?id= got $status, expected 400"
+grep -q "missing id query parameter" "$WORK/resp.txt" || fail "400 body does not name the id"
+
 head -c $((5 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$WORK/big.json"
 status=$(curl -s --cacert "$WORK/ca.pem" -o /dev/null -w '%{http_code}' \
 	--data-binary @"$WORK/big.json" "$url")
@@ -66,4 +70,4 @@ exec 4<&-
 
 [ "$(wc -l <"$WORK/s.out")" -eq 2 ] || fail "rejected requests reached the handler"
 stop_sub s
-echo "ok: curl over TLS: 200, 405, 400 (JSON, base64, topic), 404, 413, stalled client closed"
+echo "ok: curl over TLS: 200, 405, 400 (JSON, base64, topic, id), 404, 413, stalled client closed"

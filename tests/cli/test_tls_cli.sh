@@ -337,5 +337,54 @@ expect_in err.txt "invalid --timeout \"0\""
 expect_exit 2 cmicro tls check "127.0.0.1:$closed" --ca missing-ca.pem
 expect_in err.txt "missing-ca.pem"
 
+# --- exit codes and environment named in --help ---------------------------------
+expect_exit 0 cmicro tls check --help
+expect_in out.txt "a plain-HTTP server is rejected with reason plaintext"
+expect_in out.txt "MICRO_TLS_CA_FILE"
+expect_in out.txt "--cert FILE"
+
+# --- MICRO_TLS_CA_FILE is trusted by tls check ----------------------------------
+start_server good.pem good.key
+expect_exit 1 cmicro_env "$CMICRO_BIN" tls check "127.0.0.1:$port" --no-system-roots
+expect_exit 0 cmicro_env MICRO_TLS_CA_FILE=" $work/ca.pem " "$CMICRO_BIN" tls check \
+	"127.0.0.1:$port" --no-system-roots
+expect_in out.txt "verdict: ACCEPT"
+expect_in out.txt "client cert:   not requested by the server"
+expect_exit 2 cmicro_env MICRO_TLS_CA_FILE="$work/none.pem" "$CMICRO_BIN" tls check \
+	"127.0.0.1:$port" --no-system-roots
+expect_in err.txt "MICRO_TLS_CA_FILE entry \"$work/none.pem\" cannot be loaded"
+stop_server
+
+# --- client certificates --------------------------------------------------------
+cmicro cert issue --ca-cert ca.pem --ca-key ca.key --usage client --out-cert client.pem \
+	--out-key client.key client-1 >/dev/null 2>&1 || fail "cmicro cert issue --usage client"
+for version in -tls1_3 -tls1_2; do
+	start_server good.pem good.key -Verify 1 -CAfile ca.pem "$version"
+	expect_exit 1 cmicro tls check "127.0.0.1:$port" --ca ca.pem
+	expect_in out.txt "reason:        no_certificate"
+	expect_in out.txt "requested by the server (required: yes"
+	expect_exit 0 cmicro tls check "127.0.0.1:$port" --ca ca.pem --cert client.pem \
+		--key client.key
+	expect_in out.txt "presented client.pem"
+	expect_in out.txt "verdict: ACCEPT"
+	stop_server
+done
+start_server good.pem good.key -verify 1 -CAfile ca.pem
+expect_exit 0 cmicro tls check "127.0.0.1:$port" --ca ca.pem --json
+python3 -c 'import json,sys; c=json.load(open("out.txt"))["client_certificate"]; sys.exit(0 if c=={"requested":True,"presented":False,"required":False} else 1)' ||
+	fail "client_certificate of a requesting server: $(cat out.txt)"
+checks=$((checks + 1))
+stop_server
+expect_exit 2 cmicro tls check 127.0.0.1:443 --cert client.pem
+expect_in err.txt "--cert and --key go together"
+
+# --- tls config reports files without creating them ----------------------------
+expect_exit 0 cmicro_env SSLKEYLOGFILE="$work/keys.log" "$CMICRO_BIN" tls config
+expect_in out.txt "key log file:       $work/keys.log (does not exist)"
+checks=$((checks + 1))
+[ ! -e "$work/keys.log" ] || fail "tls config created the key log file"
+expect_exit 0 cmicro_env SSL_CERT_FILE=/nonexistent/roots.pem "$CMICRO_BIN" tls config
+expect_in out.txt "SSL_CERT_FILE=/nonexistent/roots.pem (does not exist)"
+
 echo "$checks checks, $failures failures"
 [ "$failures" -eq 0 ]

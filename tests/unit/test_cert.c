@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -751,7 +752,7 @@ static void test_cert_issue_bad_issuer_rejected(void **state)
 	TK_FAIL(cmicro_cert_issue(no_key, &opts, &out), CMICRO_EKEY);
 	TK_CONTAINS(cmicro_last_errmsg(), "has no private key");
 	TK_FAIL(cmicro_cert_issue(leaf, &opts, &out), CMICRO_EINVAL);
-	TK_CONTAINS(cmicro_last_errmsg(), "/O=Micro/CN=leaf.test is not a CA");
+	TK_CONTAINS(cmicro_last_errmsg(), "issuer CN=leaf.test,O=Micro is not a CA");
 	TK_FAIL(cmicro_cert_issue(wrong_key, &opts, &out), CMICRO_EKEY);
 	TK_CONTAINS(cmicro_last_errmsg(), "does not match its certificate");
 	assert_null(out);
@@ -785,6 +786,106 @@ static void test_cert_free_null_noop(void **state)
 	assert_int_equal(cmicro_cert_chain_len(NULL), 0);
 }
 
+static void test_cert_save_failed_cert_leaves_no_key(void **state)
+{
+	struct cmicro_cert *ca = make_ca(CMICRO_KEY_EC_P256);
+	char cert_path[512];
+	char key_path[512];
+
+	(void)state;
+	tk_path(cert_path, sizeof(cert_path), g_dir, "missing-dir/pair.pem");
+	tk_path(key_path, sizeof(key_path), g_dir, "pair.key");
+	TK_FAIL(cmicro_cert_save(ca, cert_path, key_path, 0), CMICRO_EIO);
+	TK_CONTAINS(cmicro_last_errmsg(), "missing-dir/pair.pem: cannot create a file");
+	assert_int_not_equal(access(key_path, F_OK), 0);
+
+	tk_path(cert_path, sizeof(cert_path), g_dir, "pair.pem");
+	tk_path(key_path, sizeof(key_path), g_dir, "missing-dir/pair.key");
+	TK_FAIL(cmicro_cert_save(ca, cert_path, key_path, 0), CMICRO_EIO);
+	TK_CONTAINS(cmicro_last_errmsg(), "missing-dir/pair.key: cannot create a file");
+	assert_int_not_equal(access(cert_path, F_OK), 0);
+
+	tk_path(key_path, sizeof(key_path), g_dir, "pair.key");
+	TK_OK(cmicro_cert_save(ca, cert_path, key_path, 0));
+	assert_int_equal(access(cert_path, F_OK), 0);
+	assert_int_equal(access(key_path, F_OK), 0);
+	cmicro_cert_free(ca);
+}
+
+static void test_cert_inspect_eku_presence_reported(void **state)
+{
+	struct cmicro_cert *ca = make_ca(CMICRO_KEY_EC_P256);
+	struct cmicro_cert *leaf = issue_leaf(ca, "eku.test", CMICRO_CERT_USAGE_SERVER);
+	struct cmicro_cert_info *info;
+
+	(void)state;
+	info = inspect(ca, 0);
+	assert_false(info->has_eku);
+	assert_true(info->server_auth);
+	assert_true(info->client_auth);
+	cmicro_cert_info_free(info);
+
+	info = inspect(leaf, 0);
+	assert_true(info->has_eku);
+	assert_true(info->server_auth);
+	assert_false(info->client_auth);
+	cmicro_cert_info_free(info);
+	cmicro_cert_free(leaf);
+	cmicro_cert_free(ca);
+}
+
+static void test_cert_issue_path_len_constraints_enforced(void **state)
+{
+	struct cmicro_cert *root = make_ca(CMICRO_KEY_EC_P256);
+	struct cmicro_cert *inter = NULL;
+	struct cmicro_cert *out = NULL;
+	const char *hosts[] = {"p.test"};
+	struct cmicro_cert_opts opts;
+
+	(void)state;
+	cmicro_cert_opts_init(&opts);
+	opts.hosts = hosts;
+	opts.n_hosts = 1;
+	opts.path_len = 0;
+	TK_FAIL(cmicro_cert_issue(root, &opts, &out), CMICRO_EINVAL);
+	TK_CONTAINS(cmicro_last_errmsg(), "path length 0 is set for a leaf certificate");
+
+	opts.is_ca = true;
+	TK_OK(cmicro_cert_issue(root, &opts, &inter));
+	opts.path_len = -1;
+	TK_FAIL(cmicro_cert_issue(inter, &opts, &out), CMICRO_EINVAL);
+	TK_CONTAINS(cmicro_last_errmsg(),
+	            "issuer CN=cmicro intermediate CA,O=Micro has basicConstraints pathlen:0");
+	assert_null(out);
+
+	opts.is_ca = false;
+	TK_OK(cmicro_cert_issue(inter, &opts, &out));
+	cmicro_cert_free(out);
+	cmicro_cert_free(inter);
+	cmicro_cert_free(root);
+}
+
+static void test_cert_load_mismatch_names_rfc2253(void **state)
+{
+	struct cmicro_cert *ca = make_ca(CMICRO_KEY_EC_P256);
+	struct cmicro_cert *other = make_ca(CMICRO_KEY_EC_P256);
+	struct cmicro_cert *out = NULL;
+	char *cert_pem = NULL;
+	char *key_pem = NULL;
+
+	(void)state;
+	TK_OK(cmicro_cert_to_pem(ca, 0, &cert_pem, NULL));
+	TK_OK(cmicro_cert_to_pem(other, 0, NULL, &key_pem));
+	TK_FAIL(cmicro_cert_load_pem(cert_pem, strlen(cert_pem), key_pem, strlen(key_pem), NULL,
+	                             &out),
+	        CMICRO_EKEY);
+	TK_CONTAINS(cmicro_last_errmsg(), "(CN=cmicro CA,O=Micro)");
+	cmicro_free(cert_pem);
+	cmicro_free(key_pem);
+	cmicro_cert_free(other);
+	cmicro_cert_free(ca);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -808,6 +909,10 @@ int main(void)
 	    cmocka_unit_test(test_cert_issue_bad_issuer_rejected),
 	    cmocka_unit_test(test_cert_inspect_depth_out_of_range),
 	    cmocka_unit_test(test_cert_free_null_noop),
+	    cmocka_unit_test(test_cert_save_failed_cert_leaves_no_key),
+	    cmocka_unit_test(test_cert_inspect_eku_presence_reported),
+	    cmocka_unit_test(test_cert_issue_path_len_constraints_enforced),
+	    cmocka_unit_test(test_cert_load_mismatch_names_rfc2253),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

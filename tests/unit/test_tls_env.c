@@ -91,8 +91,7 @@ static const struct env_row env_table[] = {
     {"false", "true", true, CMICRO_TLS_VERIFY_OFF, CMICRO_TLS_SOURCE_SECURE_ENV, "TLS-VERIFY-OFF"},
     {NULL, "false", true, CMICRO_TLS_VERIFY_ON, CMICRO_TLS_SOURCE_DEFAULT, NULL},
     {NULL, "false", false, CMICRO_TLS_VERIFY_OFF, CMICRO_TLS_SOURCE_DEFAULT, "TLS-VERIFY-OFF"},
-    {NULL, "bogus", true, CMICRO_TLS_VERIFY_ON, CMICRO_TLS_SOURCE_DEFAULT,
-     "TLS-SECURE-UNRECOGNISED"},
+    {NULL, "bogus", true, CMICRO_TLS_VERIFY_ON, CMICRO_TLS_SOURCE_DEFAULT, NULL},
 };
 
 static void test_env_decide_table_rows(void **state)
@@ -231,6 +230,76 @@ static void test_env_unknown_secure_value_fails_closed(void **state)
 	cmicro_tls_config_free(cfg);
 }
 
+static void test_env_unknown_insecure_value_warns(void **state)
+{
+	struct cmicro_tls_config *cfg = NULL;
+
+	(void)state;
+	setenv("MICRO_TLS_INSECURE", "garbage", 1);
+	tk_log_capture_start();
+	TK_OK(cmicro_tls_config_from_env(&cfg));
+	assert_int_equal(tk_log_count("TLS-INSECURE-UNRECOGNISED"), 1);
+	TK_CONTAINS(tk_log_captured(), "MICRO_TLS_INSECURE=\"garbage\" is not recognised");
+	tk_log_capture_stop();
+	cmicro_tls_config_free(cfg);
+
+	setenv("MICRO_TLS_SECURE", "true", 1);
+	cmi_tls_env_reset_warnings();
+	tk_log_capture_start();
+	TK_OK(cmicro_tls_config_from_env(&cfg));
+	assert_int_equal(tk_log_count("TLS-INSECURE-UNRECOGNISED"), 1);
+	tk_log_capture_stop();
+	cmicro_tls_config_free(cfg);
+}
+
+static void test_env_insecure_under_secure_noted_once(void **state)
+{
+	struct cmicro_tls_config *cfg = NULL;
+
+	(void)state;
+	setenv("MICRO_TLS_SECURE", "true", 1);
+	setenv("MICRO_TLS_INSECURE", "true", 1);
+	tk_log_capture_start();
+	for (int i = 0; i < 3; i++) {
+		TK_OK(cmicro_tls_config_from_env(&cfg));
+		assert_int_equal(cmicro_tls_config_get_verify(cfg), CMICRO_TLS_VERIFY_ON);
+		cmicro_tls_config_free(cfg);
+	}
+	assert_int_equal(tk_log_count("TLS-INSECURE-IGNORED"), 1);
+	TK_CONTAINS(tk_log_captured(), "is ignored because MICRO_TLS_SECURE requests verification");
+	tk_log_capture_stop();
+
+	setenv("MICRO_TLS_SECURE", "false", 1);
+	cmi_tls_env_reset_warnings();
+	tk_log_capture_start();
+	TK_OK(cmicro_tls_config_from_env(&cfg));
+	assert_int_equal(tk_log_count("TLS-INSECURE-IGNORED"), 0);
+	tk_log_capture_stop();
+	cmicro_tls_config_free(cfg);
+}
+
+static void test_env_ca_file_list_blanks_trimmed(void **state)
+{
+	struct cmicro_tls_config *cfg = NULL;
+	char list[1200], a[512], b[512];
+
+	(void)state;
+	tk_path(a, sizeof(a), tmp, "ca1.pem");
+	tk_path(b, sizeof(b), tmp, "ca2.pem");
+	snprintf(list, sizeof(list), " %s ,\t%s , ", a, b);
+	setenv("MICRO_TLS_CA_FILE", list, 1);
+	TK_OK(cmicro_tls_config_from_env(&cfg));
+	assert_int_equal(cmicro_tls_config_ca_count(cfg), 2);
+	assert_string_equal(cmicro_tls_config_ca_path(cfg, 0), a);
+	assert_string_equal(cmicro_tls_config_ca_path(cfg, 1), b);
+	cmicro_tls_config_free(cfg);
+
+	snprintf(list, sizeof(list), "%s, %s/no such.pem", a, tmp);
+	setenv("MICRO_TLS_CA_FILE", list, 1);
+	TK_FAIL(cmicro_tls_config_from_env(&cfg), CMICRO_ENOENT);
+	TK_CONTAINS(cmicro_last_errmsg(), "/no such.pem\": ");
+}
+
 static void test_env_cert_without_key_rejected(void **state)
 {
 	struct cmicro_tls_config *cfg = NULL;
@@ -286,7 +355,7 @@ static void test_env_ca_file_list_split(void **state)
 	snprintf(list, sizeof(list), "%s:%s/missing.pem", a, tmp);
 	setenv("MICRO_TLS_CA_FILE", list, 1);
 	TK_FAIL(cmicro_tls_config_from_env(&cfg), CMICRO_ENOENT);
-	TK_CONTAINS(cmicro_last_errmsg(), "MICRO_TLS_CA_FILE: ");
+	TK_CONTAINS(cmicro_last_errmsg(), "MICRO_TLS_CA_FILE entry \"");
 	TK_CONTAINS(cmicro_last_errmsg(), "missing.pem: file not found");
 }
 
@@ -369,6 +438,9 @@ int main(void)
 	    cmocka_unit_test_setup(test_env_ca_file_list_split, reset),
 	    cmocka_unit_test_setup(test_env_client_auth_values, reset),
 	    cmocka_unit_test_setup(test_env_keylog_file_honoured, reset),
+	    cmocka_unit_test_setup(test_env_unknown_insecure_value_warns, reset),
+	    cmocka_unit_test_setup(test_env_insecure_under_secure_noted_once, reset),
+	    cmocka_unit_test_setup(test_env_ca_file_list_blanks_trimmed, reset),
 	    cmocka_unit_test(test_env_version_parser_rejects_old),
 	};
 

@@ -206,7 +206,7 @@ static void test_pem_encrypted_key_needs_passphrase(void **state)
 	EVP_PKEY *key = NULL;
 
 	TK_FAIL(cmi_pem_read_key(pem, len, "a-enc.key", NULL, &key), CMICRO_EKEY);
-	TK_CONTAINS(cmicro_last_errmsg(), "key a-enc.key is encrypted; give its passphrase");
+	TK_CONTAINS(cmicro_last_errmsg(), "key a-enc.key is encrypted and no passphrase was given");
 	TK_CONTAINS(cmicro_last_errmsg(), "openssl pkey -in a-enc.key -out a-enc.key.plain");
 	assert_null(key);
 	free(pem);
@@ -235,6 +235,34 @@ static void test_pem_wrong_passphrase_rejected(void **state)
 
 	TK_FAIL(cmi_pem_read_key(pem, len, "a-enc.key", "wrong", &key), CMICRO_EKEY);
 	TK_CONTAINS(cmicro_last_errmsg(), "passphrase is wrong");
+	assert_null(key);
+	free(pem);
+}
+
+/* Returns how often needle occurs in haystack. */
+static int count_occurrences(const char *haystack, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(haystack, needle); p != NULL; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+static void test_pem_key_errors_list_reason_once(void **state)
+{
+	struct fixture *fx = *state;
+	size_t len;
+	char *pem = fx_read(fx, "a-enc.key", &len);
+	EVP_PKEY *key = NULL;
+
+	TK_FAIL(cmi_pem_read_key(pem, len, "a-enc.key", NULL, &key), CMICRO_EKEY);
+	assert_int_equal(count_occurrences(cmicro_last_errmsg(), "interrupted or cancelled"), 0);
+	assert_int_equal(count_occurrences(cmicro_last_errmsg(), "passphrase argument"), 0);
+
+	TK_FAIL(cmi_pem_read_key(pem, len, "a-enc.key", "wrong", &key), CMICRO_EKEY);
+	assert_in_range(count_occurrences(cmicro_last_errmsg(), "bad decrypt"), 0, 1);
+	assert_in_range(count_occurrences(cmicro_last_errmsg(), "unsupported"), 0, 1);
 	assert_null(key);
 	free(pem);
 }
@@ -372,6 +400,7 @@ int main(void)
 	    cmocka_unit_test(test_pem_certificate_as_key_rejected),
 	    cmocka_unit_test(test_pem_encrypted_key_needs_passphrase),
 	    cmocka_unit_test(test_pem_encrypted_key_with_passphrase_loads),
+	    cmocka_unit_test(test_pem_key_errors_list_reason_once),
 	    cmocka_unit_test(test_pem_wrong_passphrase_rejected),
 	    cmocka_unit_test(test_pem_key_cert_mismatch_rejected),
 	    cmocka_unit_test(test_pem_huge_file_rejected),

@@ -25,6 +25,10 @@ static const char *cert_print_iso(char *buf, size_t size, time_t t)
 
 const char *cert_print_role(const struct cmicro_cert_info *info, size_t depth)
 {
+	/* A self-signed CA is a root wherever it sits, so `cert inspect ca.pem`
+	 * and `tls check` label the same certificate alike. */
+	if (info->self_signed && info->is_ca)
+		return "root";
 	if (depth == 0)
 		return "leaf";
 	return info->self_signed ? "root" : "intermediate";
@@ -59,6 +63,8 @@ static void cert_print_expiry(char *buf, size_t size, const struct cmicro_cert_i
 
 static const char *cert_print_usages(const struct cmicro_cert_info *info)
 {
+	if (!info->has_eku)
+		return "any (no extendedKeyUsage extension)";
 	if (info->server_auth && info->client_auth)
 		return "serverAuth, clientAuth";
 	if (info->server_auth)
@@ -114,7 +120,7 @@ json_t *cert_print_json(const struct cmicro_cert_info *info)
 
 	return json_pack(
 	    "{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:I, s:I, s:s, s:i, s:s?, "
-	    "s:s, s:b, s:b, s:b, s:b, s:s}",
+	    "s:s, s:b, s:b, s:b, s:b, s:s, s:b}",
 	    "subject", info->subject, "issuer", info->issuer, "serial", info->serial, "dns_names",
 	    cert_print_json_list(info->dns_names, info->n_dns_names), "ip_addresses",
 	    cert_print_json_list(info->ip_addresses, info->n_ip_addresses), "not_before",
@@ -125,5 +131,5 @@ json_t *cert_print_json(const struct cmicro_cert_info *info)
 	    "key_bits", info->key_bits, "curve", info->curve, "signature_algorithm",
 	    info->signature_algorithm, "is_ca", info->is_ca, "self_signed", info->self_signed,
 	    "server_auth", info->server_auth, "client_auth", info->client_auth,
-	    "sha256_fingerprint", info->sha256_fingerprint);
+	    "sha256_fingerprint", info->sha256_fingerprint, "has_eku", info->has_eku);
 }

@@ -19,7 +19,8 @@ void cert_print_text(FILE *out, const struct cmicro_cert_info *info, const char 
  * when out of memory. */
 json_t *cert_print_json(const struct cmicro_cert_info *info);
 
-/* Returns the chain role of a position: "leaf", "intermediate" or "root". */
+/* Returns the chain role of a certificate: "root" for a self-signed CA at any
+ * depth, else "leaf" at depth 0 and "intermediate" (or "root") above. */
 const char *cert_print_role(const struct cmicro_cert_info *info, size_t depth);
 
 #endif

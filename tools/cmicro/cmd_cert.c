@@ -23,6 +23,8 @@ struct cert_args {
 	struct cmicro_cert_opts opts;
 	bool chain;
 	bool force;
+	bool allow_weak;
+	bool path_len_given;
 	bool json;
 	char **hosts;
 	int n_hosts;
@@ -46,6 +48,7 @@ enum cert_opt {
 	OPT_PATH_LEN,
 	OPT_FORCE,
 	OPT_JSON,
+	OPT_ALLOW_WEAK,
 	OPT_HELP
 };
 
@@ -65,6 +68,7 @@ static const struct option cert_long_opts[] = {
     {"path-len", required_argument, NULL, OPT_PATH_LEN},
     {"force", no_argument, NULL, OPT_FORCE},
     {"json", no_argument, NULL, OPT_JSON},
+    {"allow-weak", no_argument, NULL, OPT_ALLOW_WEAK},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -82,7 +86,8 @@ static const char cert_usage_text[] =
 
 static const char cert_ca_help[] =
     "usage: cmicro cert ca [--out-cert FILE] [--out-key FILE] [--cn NAME] [--days N]\n"
-    "                      [--key-type ec|ec384|rsa|ed25519] [--rsa-bits N] [--force]\n"
+    "                      [--key-type ec|ec384|rsa|ed25519] [--rsa-bits N]\n"
+    "                      [--allow-weak] [--force]\n"
     "\n"
     "Creates a self-signed root CA (organisation \"Micro\") and its private key.\n"
     "\n"
@@ -91,8 +96,10 @@ static const char cert_ca_help[] =
     "  --cn NAME        subject common name (default: \"cmicro CA\")\n"
     "  --days N         validity in days from now (default: 3650)\n"
     "  --key-type TYPE  ec (ECDSA P-256, default), ec384 (P-384), rsa or ed25519\n"
-    "  --rsa-bits N     RSA key size in bits (default: 2048)\n"
-    "  --force          replace an existing key file (the old key is lost)\n";
+    "  --rsa-bits N     RSA key size in bits, 2048 to 8192 (default: 2048)\n"
+    "  --allow-weak     accept --rsa-bits below 2048 (peers in secure mode reject such\n"
+    "                   keys with reason weak_key; for tests only)\n"
+    "  --force          replace existing output files (the old key is lost)\n";
 
 static const char cert_issue_help[] =
     "usage: cmicro cert issue --ca-cert FILE --ca-key FILE [OPTIONS] HOST...\n"
@@ -114,8 +121,12 @@ static const char cert_issue_help[] =
     "  --intermediate     issue an intermediate CA; HOST is then optional\n"
     "  --path-len N       with --intermediate: how many CAs may follow it (default: no limit)\n"
     "  --key-type TYPE    ec (default), ec384, rsa or ed25519\n"
-    "  --rsa-bits N       RSA key size in bits (default: 2048)\n"
-    "  --force            replace an existing key file (the old key is lost)\n";
+    "  --rsa-bits N       RSA key size in bits, 2048 to 8192 (default: 2048)\n"
+    "  --allow-weak       accept --rsa-bits below 2048 (rejected as weak_key by peers in\n"
+    "                     secure mode; for tests only)\n"
+    "  --force            replace existing output files (the old key is lost)\n"
+    "\n"
+    "An encrypted --ca-key needs --ca-pass-env.\n";
 
 static const char cert_selfsigned_help[] =
     "usage: cmicro cert selfsigned [--out-cert FILE] [--out-key FILE] [--force] HOST...\n"
@@ -123,11 +134,13 @@ static const char cert_selfsigned_help[] =
     "Creates the certificate go-micro generates for a broker without one: ECDSA P-256,\n"
     "valid one year from now, organisation \"Micro\", CA:TRUE, serverAuth, with IP\n"
     "subjectAltNames for IP hosts and DNS ones for the rest. Peers in secure mode only\n"
-    "accept it when they trust this exact certificate.\n"
+    "accept it when they trust this exact certificate. Its key type, validity and names\n"
+    "are fixed, so --days, --cn, --key-type and the CA options are not accepted; use\n"
+    "'cmicro cert ca' and 'cmicro cert issue' for a certificate of your choice.\n"
     "\n"
     "  --out-cert FILE  certificate file (default: HOST.pem from the first HOST, as for issue)\n"
     "  --out-key FILE   private key file, mode 0600 (default: HOST.key)\n"
-    "  --force          replace an existing key file (the old key is lost)\n";
+    "  --force          replace existing output files (the old key is lost)\n";
 
 static const char cert_inspect_help[] =
     "usage: cmicro cert inspect FILE [--json]\n"
@@ -236,11 +249,15 @@ static int cert_apply_opt(struct cert_args *args, int opt, const char *value)
 	case OPT_JSON:
 		args->json = true;
 		return 0;
+	case OPT_ALLOW_WEAK:
+		args->allow_weak = true;
+		return 0;
 	case OPT_DAYS:
 		return cert_parse_int("--days", value, 1, 36500, &o->days);
 	case OPT_RSA_BITS:
 		return cert_parse_int("--rsa-bits", value, 1024, 8192, &o->rsa_bits);
 	case OPT_PATH_LEN:
+		args->path_len_given = true;
 		return cert_parse_int("--path-len", value, 0, 16, &o->path_len);
 	case OPT_KEY_TYPE:
 		return cert_parse_key_type(value, &o->key_type);
@@ -251,15 +268,28 @@ static int cert_apply_opt(struct cert_args *args, int opt, const char *value)
 	}
 }
 
+/* Explains an option of cert_long_opts that this subcommand does not take. */
+static void cert_not_an_option(const struct cert_sub *sub, const char *name)
+{
+	const char *why = "";
+
+	if (strcmp(sub->name, "selfsigned") == 0)
+		why = " (it makes go-micro's fixed one-year ECDSA P-256 certificate; use 'cmicro "
+		      "cert ca' and 'cmicro cert issue' to choose)";
+	cli_error("--%s is not an option of 'cmicro cert %s'%s; see 'cmicro cert %s --help'",
+	          name, sub->name, why, sub->name);
+}
+
 /* Parses argv (argv[0] is the subcommand); returns 1 when --help was given,
  * 0 when the arguments are valid, -1 after printing an error. */
 static int cert_parse(const struct cert_sub *sub, int argc, char **argv, struct cert_args *args)
 {
+	int index = -1;
 	int opt;
 
 	opterr = 0;
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, ":h", cert_long_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":h", cert_long_opts, &index)) != -1) {
 		if (opt == 'h' || opt == OPT_HELP)
 			return 1;
 		if (opt == ':') {
@@ -267,9 +297,14 @@ static int cert_parse(const struct cert_sub *sub, int argc, char **argv, struct 
 			          argv[optind - 1], sub->name);
 			return -1;
 		}
-		if (opt == '?' || (sub->allowed & OPT_BIT(opt)) == 0) {
+		if (opt == '?') {
 			cli_error("unknown option %s for 'cmicro cert %s'; see --help",
 			          argv[optind - 1], sub->name);
+			return -1;
+		}
+		/* argv[optind - 1] may be the option's value here, so name it from the table. */
+		if ((sub->allowed & OPT_BIT(opt)) == 0) {
+			cert_not_an_option(sub, cert_long_opts[index].name);
 			return -1;
 		}
 		if (cert_apply_opt(args, opt, optarg) != 0)
@@ -307,7 +342,9 @@ static void cert_default_outputs(struct cert_args *args, const char *name)
 		args->out_key = args->default_key;
 }
 
-/* Rejects outputs that would destroy a key or write both parts to one file. */
+/* Rejects outputs that would destroy a key or a certificate, or write both
+ * parts to one file. An existing certificate counts too: replacing ca.pem
+ * alone would leave the old ca.key without its certificate. */
 static int cert_check_outputs(const struct cert_args *args)
 {
 	if (strcmp(args->out_cert, args->out_key) == 0) {
@@ -316,9 +353,41 @@ static int cert_check_outputs(const struct cert_args *args)
 		return -1;
 	}
 	if (!args->force && access(args->out_key, F_OK) == 0) {
-		cli_error("key file %s already exists; pass --force to replace it (the old key "
-		          "is lost) or choose another --out-key",
+		cli_error("key file \"%s\" already exists; pass --force to replace it (the old "
+		          "key is lost) or choose another --out-key",
 		          args->out_key);
+		return -1;
+	}
+	if (!args->force && access(args->out_cert, F_OK) == 0) {
+		cli_error("certificate file \"%s\" already exists; pass --force to replace it "
+		          "(together with its key) or choose another --out-cert",
+		          args->out_cert);
+		return -1;
+	}
+	return 0;
+}
+
+/* Rejects option combinations that make a certificate peers would reject or
+ * that mean nothing. */
+static int cert_check_choices(const struct cert_args *args)
+{
+	const struct cmicro_cert_opts *o = &args->opts;
+
+	if (o->key_type == CMICRO_KEY_RSA && o->rsa_bits != 0 && o->rsa_bits < 2048 &&
+	    !args->allow_weak) {
+		cli_error("--rsa-bits %d is too small: peers in secure mode reject RSA keys below "
+		          "2048 bits (reason weak_key); give 2048 or more, or --allow-weak for a "
+		          "test certificate",
+		          o->rsa_bits);
+		return -1;
+	}
+	if (o->key_type == CMICRO_KEY_RSA && o->rsa_bits != 0 && o->rsa_bits < 2048)
+		fprintf(stderr, "cmicro: warning: a %d-bit RSA key is rejected as weak_key by "
+		                "peers in secure mode; use it for tests only\n",
+		        o->rsa_bits);
+	if (args->path_len_given && !o->is_ca) {
+		cli_error("--path-len applies only to a CA: add --intermediate, or drop --path-len "
+		          "for a leaf certificate");
 		return -1;
 	}
 	return 0;
@@ -334,7 +403,7 @@ static int cert_write(const struct cert_args *args, const struct cmicro_cert *ce
 
 	rc = cmicro_cert_save(cert, args->out_cert, args->out_key, flags);
 	if (rc != 0) {
-		cli_error_rc("cannot write the certificate", rc);
+		cli_error_rc("cannot save the certificate and key", rc);
 		return cert_exit_code(rc);
 	}
 
@@ -362,7 +431,7 @@ static int cert_run_ca(struct cert_args *args)
 		return CLI_EXIT_USAGE;
 	}
 	cert_default_outputs(args, "ca");
-	if (cert_check_outputs(args) != 0)
+	if (cert_check_choices(args) != 0 || cert_check_outputs(args) != 0)
 		return CLI_EXIT_USAGE;
 
 	rc = cmicro_cert_ca_new(&args->opts, &ca);
@@ -397,7 +466,12 @@ static int cert_load_ca(const struct cert_args *args, struct cmicro_cert **ca)
 	}
 	rc = cmicro_cert_load(args->ca_cert, args->ca_key, pass, ca);
 	if (rc != 0) {
+		bool encrypted = pass == NULL && strstr(cmicro_last_errmsg(), "is encrypted") != NULL;
+
 		cli_error_rc("cannot load the CA", rc);
+		if (encrypted)
+			cli_error("to use the encrypted key as it is, export its passphrase in an "
+			          "environment variable and name it with --ca-pass-env VAR");
 		return cert_exit_code(rc);
 	}
 	return CLI_EXIT_OK;
@@ -415,7 +489,7 @@ static int cert_run_issue(struct cert_args *args)
 		return CLI_EXIT_USAGE;
 	}
 	cert_default_outputs(args, args->n_hosts > 0 ? args->hosts[0] : "intermediate-ca");
-	if (cert_check_outputs(args) != 0)
+	if (cert_check_choices(args) != 0 || cert_check_outputs(args) != 0)
 		return CLI_EXIT_USAGE;
 
 	rc = cert_load_ca(args, &ca);
@@ -532,13 +606,14 @@ static int cert_run_inspect(struct cert_args *args)
 static const struct cert_sub cert_subs[] = {
     {"ca", cert_ca_help,
      OPT_BIT(OPT_OUT_CERT) | OPT_BIT(OPT_OUT_KEY) | OPT_BIT(OPT_CN) | OPT_BIT(OPT_DAYS) |
-         OPT_BIT(OPT_KEY_TYPE) | OPT_BIT(OPT_RSA_BITS) | OPT_BIT(OPT_FORCE),
+         OPT_BIT(OPT_KEY_TYPE) | OPT_BIT(OPT_RSA_BITS) | OPT_BIT(OPT_FORCE) |
+         OPT_BIT(OPT_ALLOW_WEAK),
      cert_run_ca},
     {"issue", cert_issue_help,
      OPT_BIT(OPT_OUT_CERT) | OPT_BIT(OPT_OUT_KEY) | OPT_BIT(OPT_CN) | OPT_BIT(OPT_DAYS) |
          OPT_BIT(OPT_KEY_TYPE) | OPT_BIT(OPT_RSA_BITS) | OPT_BIT(OPT_FORCE) | OPT_BIT(OPT_CA_CERT) |
          OPT_BIT(OPT_CA_KEY) | OPT_BIT(OPT_CA_PASS_ENV) | OPT_BIT(OPT_CHAIN) | OPT_BIT(OPT_USAGE) |
-         OPT_BIT(OPT_INTERMEDIATE) | OPT_BIT(OPT_PATH_LEN),
+         OPT_BIT(OPT_INTERMEDIATE) | OPT_BIT(OPT_PATH_LEN) | OPT_BIT(OPT_ALLOW_WEAK),
      cert_run_issue},
     {"selfsigned", cert_selfsigned_help,
      OPT_BIT(OPT_OUT_CERT) | OPT_BIT(OPT_OUT_KEY) | OPT_BIT(OPT_FORCE), cert_run_selfsigned},

@@ -68,6 +68,11 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 			return -1;
 		} else if (strcmp(arg, "--queue") == 0) {
 			a->queue = argv[++i];
+			if (a->queue[0] == '\0') {
+				cli_error("--queue needs a group name, got an empty one; omit --queue "
+					  "to receive every message (broadcast)");
+				return -1;
+			}
 		} else if (strcmp(arg, "--address") == 0) {
 			a->address = argv[++i];
 		} else if (strcmp(arg, "--count") == 0) {

@@ -2,6 +2,7 @@
  * `cmicro tls`: print the TLS configuration the environment gives, and check
  * whether a peer would pass secure mode.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <cmicro/cmicro.h>
@@ -40,8 +42,8 @@ static const char tls_config_help[] =
     "InsecureSkipVerify as go-micro reports it, the minimum TLS version, the trusted\n"
     "roots (system roots, honouring SSL_CERT_FILE and SSL_CERT_DIR, and MICRO_TLS_CA_FILE),\n"
     "the node's own certificate (MICRO_TLS_CERT_FILE), client authentication\n"
-    "(MICRO_TLS_CLIENT_AUTH) and the key log file (SSLKEYLOGFILE). Exits 2 when the\n"
-    "environment names files that cannot be loaded.\n"
+    "(MICRO_TLS_CLIENT_AUTH) and the key log file (SSLKEYLOGFILE, reported but not\n"
+    "created or opened). Exits 2 when the environment names files that cannot be loaded.\n"
     "\n"
     "  --json  print one JSON object instead of text\n";
 
@@ -106,6 +108,14 @@ static const char *tls_or_none(const char *s)
 	return s != NULL && s[0] != '\0' ? s : "(none)";
 }
 
+/* Returns a note for a path that OpenSSL would silently skip. */
+static const char *tls_path_note(const char *path)
+{
+	if (path == NULL || access(path, R_OK) == 0)
+		return "";
+	return errno == ENOENT ? " (does not exist)" : " (not readable)";
+}
+
 static void tls_config_roots_text(const struct cmicro_tls_config *cfg, char *buf, size_t size)
 {
 	const char *file = getenv("SSL_CERT_FILE");
@@ -115,14 +125,16 @@ static void tls_config_roots_text(const struct cmicro_tls_config *cfg, char *buf
 		snprintf(buf, size, "no");
 		return;
 	}
-	snprintf(buf, size, "yes (SSL_CERT_FILE=%s, SSL_CERT_DIR=%s)",
-	         file != NULL ? file : "unset", dir != NULL ? dir : "unset");
+	/* OpenSSL loads no system roots from a missing SSL_CERT_FILE, without an error. */
+	snprintf(buf, size, "yes (SSL_CERT_FILE=%s%s, SSL_CERT_DIR=%s%s)",
+	         file != NULL ? file : "unset", tls_path_note(file), dir != NULL ? dir : "unset",
+	         tls_path_note(dir));
 	if (file == NULL && dir == NULL)
 		snprintf(buf, size, "yes (OpenSSL defaults: %s, %s)", X509_get_default_cert_file(),
 		         X509_get_default_cert_dir());
 }
 
-static void tls_config_text(const struct cmicro_tls_config *cfg)
+static void tls_config_text(const struct cmicro_tls_config *cfg, const char *keylog)
 {
 	enum cmicro_tls_verify mode = cmicro_tls_config_get_verify(cfg);
 	size_t n_ca = cmicro_tls_config_ca_count(cfg);
@@ -144,7 +156,7 @@ static void tls_config_text(const struct cmicro_tls_config *cfg)
 	printf("%-19s %s\n",
 	       "client auth:", tls_client_auth_name(cmicro_tls_config_get_client_auth(cfg)));
 	printf("%-19s %s\n", "CRL file:", tls_or_none(cmicro_tls_config_get_crl_file(cfg)));
-	printf("%-19s %s\n", "key log file:", tls_or_none(cmicro_tls_config_get_keylog_file(cfg)));
+	printf("%-19s %s%s\n", "key log file:", tls_or_none(keylog), tls_path_note(keylog));
 	if (warning != NULL)
 		printf("\nwarning: %s\n", warning);
 }
@@ -154,7 +166,7 @@ static json_t *tls_json_string_or_null(const char *s)
 	return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }
 
-static int tls_config_json(const struct cmicro_tls_config *cfg)
+static int tls_config_json(const struct cmicro_tls_config *cfg, const char *keylog)
 {
 	enum cmicro_tls_verify mode = cmicro_tls_config_get_verify(cfg);
 	json_t *cas = json_array();
@@ -176,7 +188,7 @@ static int tls_config_json(const struct cmicro_tls_config *cfg)
 	              tls_json_string_or_null(cmicro_tls_config_get_cert_file(cfg)), "client_auth",
 	              tls_client_auth_name(cmicro_tls_config_get_client_auth(cfg)), "crl_file",
 	              tls_json_string_or_null(cmicro_tls_config_get_crl_file(cfg)), "keylog_file",
-	              tls_json_string_or_null(cmicro_tls_config_get_keylog_file(cfg)), "warning",
+	              tls_json_string_or_null(keylog), "warning",
 	              tls_json_string_or_null(tls_config_warning(mode)));
 	if (obj == NULL) {
 		cli_error(
@@ -192,6 +204,7 @@ static int tls_config_json(const struct cmicro_tls_config *cfg)
 static int tls_run_config(int argc, char **argv)
 {
 	struct cmicro_tls_config *cfg = NULL;
+	char *keylog = NULL;
 	bool json = false;
 	int rc;
 
@@ -208,38 +221,55 @@ static int tls_run_config(int argc, char **argv)
 		json = true;
 	}
 
+	/* Loading SSLKEYLOGFILE creates the file, and this command only reports it. */
+	keylog = getenv("SSLKEYLOGFILE");
+	keylog = keylog != NULL && keylog[0] != '\0' ? cmi_strdup(keylog) : NULL;
+	unsetenv("SSLKEYLOGFILE");
 	rc = cmicro_tls_config_from_env(&cfg);
+	if (keylog != NULL)
+		setenv("SSLKEYLOGFILE", keylog, 1);
 	if (rc != 0) {
 		cli_error_rc("the TLS environment is invalid", rc);
+		free(keylog);
 		return CLI_EXIT_USAGE;
 	}
 	if (json)
-		rc = tls_config_json(cfg);
+		rc = tls_config_json(cfg, keylog);
 	else
-		tls_config_text(cfg);
+		tls_config_text(cfg, keylog);
 	cmicro_tls_config_free(cfg);
+	free(keylog);
 	return rc;
 }
 
 static const char tls_check_help[] =
     "usage: cmicro tls check HOST:PORT [--ca FILE]... [--no-system-roots]\n"
-    "                        [--server-name NAME] [--timeout SECONDS] [--json]\n"
+    "                        [--server-name NAME] [--cert FILE --key FILE]\n"
+    "                        [--timeout SECONDS] [--json]\n"
     "\n"
     "Connects to a TLS server, completes the handshake in audit mode and reports what\n"
     "secure mode (MICRO_TLS_SECURE=true) would decide, with the reason and the fix.\n"
     "Prints the protocol, cipher, ALPN and the certificate chain the server sent.\n"
     "HOST is a DNS name, an IPv4 address or an IPv6 address in brackets ([::1]:8443).\n"
+    "Reports whether the server requests a client certificate, and whether it rejects\n"
+    "the handshake without one (reason no_certificate).\n"
     "\n"
-    "  --ca FILE           also trust the CA certificates in FILE (repeatable)\n"
+    "  --ca FILE           also trust the CA certificates in FILE (repeatable); the\n"
+    "                      files of MICRO_TLS_CA_FILE (separated by ',' or ':') are\n"
+    "                      trusted too\n"
     "  --no-system-roots   trust only the --ca files, not the system roots\n"
     "  --server-name NAME  verify the certificate for NAME instead of HOST (also sent\n"
     "                      as SNI)\n"
+    "  --cert FILE         client certificate to present when the server requests one\n"
+    "  --key FILE          private key of --cert (not encrypted)\n"
     "  --timeout SECONDS   limit for connecting and for the handshake (default: 10)\n"
     "  --json              print one JSON object instead of text\n"
     "\n"
     "Exit codes: 0 secure mode would accept the server, 1 it would reject it (the\n"
-    "reason is printed), 2 wrong usage or no TLS handshake possible (connection refused,\n"
-    "timeout, not a TLS server), 3 internal error.\n";
+    "reason is printed; a plain-HTTP server is rejected with reason plaintext), 2 wrong\n"
+    "usage, a CA or client certificate file that cannot be loaded, or no TLS handshake\n"
+    "possible for another reason (connection refused, timeout, connection reset),\n"
+    "3 internal error.\n";
 
 enum tls_check_opt {
 	TLS_OPT_CA = 256,
@@ -247,6 +277,8 @@ enum tls_check_opt {
 	TLS_OPT_SERVER_NAME,
 	TLS_OPT_TIMEOUT,
 	TLS_OPT_JSON,
+	TLS_OPT_CERT,
+	TLS_OPT_KEY,
 	TLS_OPT_HELP
 };
 
@@ -256,6 +288,8 @@ static const struct option tls_check_opts[] = {
     {"server-name", required_argument, NULL, TLS_OPT_SERVER_NAME},
     {"timeout", required_argument, NULL, TLS_OPT_TIMEOUT},
     {"json", no_argument, NULL, TLS_OPT_JSON},
+    {"cert", required_argument, NULL, TLS_OPT_CERT},
+    {"key", required_argument, NULL, TLS_OPT_KEY},
     {"help", no_argument, NULL, TLS_OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -327,6 +361,12 @@ static int tls_check_apply(struct tls_check_args *args, int opt, const char *val
 	case TLS_OPT_JSON:
 		args->json = true;
 		return 0;
+	case TLS_OPT_CERT:
+		args->cert_file = value;
+		return 0;
+	case TLS_OPT_KEY:
+		args->key_file = value;
+		return 0;
 	case TLS_OPT_TIMEOUT:
 		errno = 0;
 		v = strtol(value, &end, 10);
@@ -363,6 +403,11 @@ static int tls_check_parse(int argc, char **argv, struct tls_check_args *args)
 	}
 	if (argc - optind != 1) {
 		cli_error("'cmicro tls check' takes exactly one HOST:PORT (got %d)", argc - optind);
+		return -1;
+	}
+	if ((args->cert_file == NULL) != (args->key_file == NULL)) {
+		cli_error("--cert and --key go together: give the client certificate and its "
+		          "private key, or neither");
 		return -1;
 	}
 	args->target = argv[optind];
@@ -450,6 +495,36 @@ static int tls_connect(const struct tls_check_args *args, struct tls_check_resul
 	return fd;
 }
 
+/* Adds the files of MICRO_TLS_CA_FILE, split and trimmed as services do, so
+ * that the check trusts what a service started here would trust. */
+static int tls_add_env_cas(struct cmicro_tls_config *cfg)
+{
+	const char *p = getenv("MICRO_TLS_CA_FILE");
+
+	while (p != NULL && *p != '\0') {
+		size_t n = strcspn(p, ",:");
+		const char *item = p;
+		char path[4096];
+
+		p += n + (p[n] != '\0');
+		while (n > 0 && isspace((unsigned char)*item)) {
+			item++;
+			n--;
+		}
+		while (n > 0 && isspace((unsigned char)item[n - 1]))
+			n--;
+		if (n == 0)
+			continue;
+		snprintf(path, sizeof(path), "%.*s", (int)n, item);
+		if (cmicro_tls_config_add_ca_file(cfg, path) != 0) {
+			cli_error("MICRO_TLS_CA_FILE entry \"%s\" cannot be loaded: %s", path,
+			          cmicro_last_errmsg());
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Builds the audit-mode client configuration: the handshake completes even
  * when verification fails, and the verdict reports what secure mode would do. */
 int tls_check_context(const struct tls_check_args *args, struct cmicro_tls_context **ctx)
@@ -463,8 +538,14 @@ int tls_check_context(const struct tls_check_args *args, struct cmicro_tls_conte
 		rc = cmicro_tls_config_set_system_roots(cfg, !args->no_system_roots);
 	for (int i = 0; rc == 0 && i < args->n_cas; i++)
 		rc = cmicro_tls_config_add_ca_file(cfg, args->cas[i]);
+	if (rc == 0 && tls_add_env_cas(cfg) != 0) {
+		cmicro_tls_config_free(cfg);
+		return CMICRO_ECONFIG;
+	}
 	if (rc == 0 && args->server_name != NULL)
 		rc = cmicro_tls_config_set_server_name(cfg, args->server_name);
+	if (rc == 0 && args->cert_file != NULL)
+		rc = cmicro_tls_config_set_cert_files(cfg, args->cert_file, args->key_file, NULL);
 	if (rc == 0)
 		rc = cmicro_tls_context_new(cfg, CMICRO_TLS_CLIENT, NULL, ctx);
 	cmicro_tls_config_free(cfg);
@@ -489,6 +570,53 @@ static void tls_record_session(SSL *ssl, struct tls_check_result *res)
 	res->alpn[alpn_len] = '\0';
 }
 
+/* Called by OpenSSL on the client when the server sends a CertificateRequest. */
+static int tls_note_cert_request(SSL *ssl, void *arg)
+{
+	struct tls_check_result *res = arg;
+
+	res->cert_requested = true;
+	res->cert_presented = SSL_get_certificate(ssl) != NULL;
+	return 1;
+}
+
+/* Reports a server that closed the connection because no client certificate
+ * came; alert names the TLS alert received. */
+static void tls_no_cert_verdict(struct tls_check_result *res, const char *alert)
+{
+	res->cert_required = TLS_CERT_REQUIRED_YES;
+	res->verdict.reason = CMICRO_TLS_REASON_NO_CERTIFICATE;
+	snprintf(res->verdict.message, sizeof(res->verdict.message),
+	         "the server requires a client certificate and ended the handshake without "
+	         "one (%s); give --cert and --key with a certificate the server trusts",
+	         alert != NULL ? alert : "alert received");
+}
+
+/* In TLS 1.3 the server checks the client certificate after the client has
+ * finished its handshake, so a rejection arrives as an alert on the first
+ * read. Waits up to two seconds (or --timeout) for it. */
+static void tls_probe_cert_required(const struct tls_check_args *args, SSL *ssl, int fd,
+                                    struct tls_check_result *res)
+{
+	struct timeval tv = {.tv_sec = args->timeout_s < 2 ? args->timeout_s : 2};
+	char byte;
+	int n;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+		return;
+	ERR_clear_error();
+	n = SSL_peek(ssl, &byte, 1);
+	if (n <= 0 && SSL_get_error(ssl, n) == SSL_ERROR_SSL) {
+		if (res->verdict.reason == CMICRO_TLS_REASON_NONE)
+			tls_no_cert_verdict(res, ERR_reason_error_string(ERR_peek_last_error()));
+		else
+			res->cert_required = TLS_CERT_REQUIRED_YES;
+	} else {
+		res->cert_required = TLS_CERT_REQUIRED_NO;
+	}
+	ERR_clear_error();
+}
+
 /* Runs the handshake; a failure leaves the classified reason in res. */
 static void tls_handshake(const struct tls_check_args *args, SSL *ssl, int fd,
                           struct tls_check_result *res)
@@ -499,15 +627,26 @@ static void tls_handshake(const struct tls_check_args *args, SSL *ssl, int fd,
 		cmicro_tls_ssl_failure(ssl, &res->verdict);
 		return;
 	}
+	SSL_set_cert_cb(ssl, tls_note_cert_request, res);
 	errno = 0;
 	if (SSL_connect(ssl) == 1) {
 		tls_record_session(ssl, res);
 		if (cmicro_tls_ssl_verdict(ssl, &res->verdict) != 0)
 			res->verdict.reason = CMICRO_TLS_REASON_OTHER;
+		if (res->cert_requested && !res->cert_presented &&
+		    SSL_version(ssl) >= TLS1_3_VERSION)
+			tls_probe_cert_required(args, ssl, fd, res);
+		else if (res->cert_requested && !res->cert_presented)
+			res->cert_required = TLS_CERT_REQUIRED_NO;
 		return;
 	}
 
 	saved_errno = errno;
+	if (res->cert_requested && !res->cert_presented) {
+		tls_no_cert_verdict(res, ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+		return;
+	}
 	cmicro_tls_ssl_failure(ssl, &res->verdict);
 	if (res->verdict.reason == CMICRO_TLS_REASON_NONE)
 		res->verdict.reason = CMICRO_TLS_REASON_OTHER;
@@ -561,10 +700,41 @@ static void tls_check_chain_text(const struct cmicro_cert *chain)
 	}
 }
 
+static const char *tls_required_name(enum tls_cert_required required)
+{
+	switch (required) {
+	case TLS_CERT_REQUIRED_YES:
+		return "yes";
+	case TLS_CERT_REQUIRED_NO:
+		return "no";
+	default:
+		return "unknown";
+	}
+}
+
+/* Describes the client certificate exchange: "not requested by the server",
+ * or the request, whether it looks required and what was presented. */
+static const char *tls_client_cert_text(const struct tls_check_args *args,
+                                        const struct tls_check_result *res, char *buf,
+                                        size_t size)
+{
+	if (!res->cert_requested)
+		return "not requested by the server";
+	if (res->cert_presented)
+		snprintf(buf, size, "requested by the server; presented %s (required: unknown, "
+		         "because a certificate was sent)", args->cert_file);
+	else
+		snprintf(buf, size, "requested by the server (required: %s as far as can be "
+		         "told); none presented%s", tls_required_name(res->cert_required),
+		         args->cert_file == NULL ? ", give --cert and --key to present one" : "");
+	return buf;
+}
+
 static void tls_check_text(const struct tls_check_args *args, const struct tls_check_result *res,
                            const struct cmicro_cert *chain)
 {
 	enum cmicro_tls_reason reason = res->verdict.reason;
+	char line[1024];
 
 	printf("%-14s %s\n", "server:", args->target);
 	printf("%-14s %s\n",
@@ -572,6 +742,7 @@ static void tls_check_text(const struct tls_check_args *args, const struct tls_c
 	printf("%-14s %s\n", "protocol:", res->protocol ? res->protocol : "(no handshake)");
 	printf("%-14s %s\n", "cipher:", res->cipher ? res->cipher : "(none)");
 	printf("%-14s %s\n", "ALPN:", res->alpn[0] != '\0' ? res->alpn : "(none)");
+	printf("%-14s %s\n", "client cert:", tls_client_cert_text(args, res, line, sizeof(line)));
 	if (chain != NULL)
 		tls_check_chain_text(chain);
 
@@ -607,6 +778,19 @@ static json_t *tls_check_chain_json(const struct cmicro_cert *chain)
 	return array;
 }
 
+/* {"requested": bool, "presented": bool, "required": true, false or null}. */
+static json_t *tls_client_cert_json(const struct tls_check_result *res)
+{
+	json_t *required = json_null();
+
+	if (res->cert_required == TLS_CERT_REQUIRED_YES)
+		required = json_true();
+	else if (res->cert_required == TLS_CERT_REQUIRED_NO)
+		required = json_false();
+	return json_pack("{s:b, s:b, s:o}", "requested", res->cert_requested, "presented",
+	                 res->cert_presented, "required", required);
+}
+
 static int tls_check_json(const struct tls_check_args *args, const struct tls_check_result *res,
                           const struct cmicro_cert *chain)
 {
@@ -630,6 +814,7 @@ static int tls_check_json(const struct tls_check_args *args, const struct tls_ch
 		json_object_set_new(obj, "alpn", json_string(res->alpn));
 	else
 		json_object_set_new(obj, "alpn", json_null());
+	json_object_set_new(obj, "client_certificate", tls_client_cert_json(res));
 	json_dumpf(obj, stdout, JSON_INDENT(2));
 	fputc('\n', stdout);
 	json_decref(obj);

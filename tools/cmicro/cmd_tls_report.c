@@ -20,6 +20,8 @@ static const char report_help[] =
     "Prints the verification failures a running broker found: each peer (address and\n"
     "node id) that secure mode would reject, the reason, the message and how often.\n"
     "In audit mode (MICRO_TLS_SECURE=audit) these are the failures let through.\n"
+    "The report is read over HTTPS without verifying the broker's certificate (or\n"
+    "plain HTTP), so --ca and MICRO_TLS_CA_FILE play no part here.\n"
     "\n"
     "  --address A        the listener of one broker, as printed by 'cmicro sub'\n"
     "                     (default: MICRO_BROKER_ADDRESS)\n"

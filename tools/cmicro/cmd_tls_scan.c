@@ -27,8 +27,8 @@ static const char scan_help[] =
     "expires, then a summary. A node registered with secure=false is rejected with\n"
     "reason plaintext; a node that cannot be reached is rejected with reason unreachable.\n"
     "\n"
-    "  --ca FILE          trust the CA certificates in FILE (repeatable; default\n"
-    "                     MICRO_TLS_CA_FILE)\n"
+    "  --ca FILE          also trust the CA certificates in FILE (repeatable); the\n"
+    "                     files of MICRO_TLS_CA_FILE are trusted too\n"
     "  --no-system-roots  trust only the --ca files\n"
     "  --json             print {\"nodes\": [...], \"summary\": {...}}\n"
     "  --concurrency N    nodes checked at once, 1 to 256 (default: 16)\n"
@@ -108,7 +108,6 @@ static int scan_apply(struct scan_job *job, int opt, const char *value)
 /* Returns 1 for --help, 0 when valid, -1 after printing an error. */
 static int scan_parse(int argc, char **argv, struct scan_job *job)
 {
-	const char *env_ca = getenv("MICRO_TLS_CA_FILE");
 	int opt;
 
 	job->base.timeout_s = 5;
@@ -131,8 +130,6 @@ static int scan_parse(int argc, char **argv, struct scan_job *job)
 		cli_error("'cmicro tls scan' takes no arguments (got \"%s\")", argv[optind]);
 		return -1;
 	}
-	if (job->base.n_cas == 0 && env_ca != NULL && env_ca[0] != '\0')
-		job->base.cas[job->base.n_cas++] = env_ca;
 	return 0;
 }
 

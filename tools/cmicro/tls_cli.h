@@ -20,8 +20,17 @@ struct tls_check_args {
 	int n_cas;
 	bool no_system_roots;
 	const char *server_name;
+	const char *cert_file; /* client certificate to present, or NULL */
+	const char *key_file;
 	int timeout_s;
 	bool json;
+};
+
+/* Whether the server would go on without a client certificate. */
+enum tls_cert_required {
+	TLS_CERT_REQUIRED_UNKNOWN = 0, /* a certificate was presented, or no probe was possible */
+	TLS_CERT_REQUIRED_NO,
+	TLS_CERT_REQUIRED_YES
 };
 
 /* The outcome of one check, for the text and JSON reports. */
@@ -34,6 +43,9 @@ struct tls_check_result {
 	char alpn[64];
 	char error[512];      /* why no handshake was possible, when not connected */
 	long long leaf_not_after; /* Unix seconds; 0 when no certificate arrived */
+	bool cert_requested;  /* the server sent a CertificateRequest */
+	bool cert_presented;  /* and the client answered with --cert */
+	enum tls_cert_required cert_required;
 };
 
 /* Splits args->target ("host:port" or "[v6]:port") into host and port;
@@ -41,7 +53,8 @@ struct tls_check_result {
 int tls_parse_target(struct tls_check_args *args);
 
 /* Builds the audit-mode client context that tells what secure mode would
- * decide. Prints the error on failure. */
+ * decide, trusting the --ca files and those of MICRO_TLS_CA_FILE. Prints the
+ * error on failure. */
 int tls_check_context(const struct tls_check_args *args, struct cmicro_tls_context **ctx);
 
 /* Connects to args->target, runs the handshake with ctx and fills res.
