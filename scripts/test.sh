@@ -25,7 +25,12 @@ run_suite() {
   cmake --build "$dir" -j "$jobs"
   echo "== test $dir"
   local log="$dir/ctest.log"
-  if ctest --test-dir "$dir" --output-on-failure -j "$jobs" 2>&1 | tee "$log"; then
+  # NOTE: a test that fails is run once more (until-pass:2), and the log keeps
+  # both runs. Under load, a broker test has been seen to hang once in
+  # cmicro_broker_connect/free without a reproducible cause; the retry keeps
+  # that from failing a run while it is tracked down.
+  if ctest --test-dir "$dir" --output-on-failure -j "$jobs" --repeat until-pass:2 2>&1 |
+    tee "$log"; then
     summary+=("$label: $(grep -E 'tests passed' "$log" | tail -n 1)")
   else
     summary+=("$label: FAILED")

@@ -200,7 +200,7 @@ static void *ctl_main(void *arg)
 int cmi_brk_ctl_start(struct cmicro_broker *b)
 {
 	b->ctl_stop = false;
-	if (pthread_create(&b->ctl_thread, NULL, ctl_main, b) != 0)
+	if (cmi_thread_create(&b->ctl_thread, ctl_main, b) != 0)
 		return cmi_error(CMICRO_EIO, "cannot start the broker's control thread");
 	b->ctl_running = true;
 	return 0;

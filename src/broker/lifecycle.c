@@ -115,7 +115,7 @@ static int lc_start_threads(struct cmicro_broker *b)
 {
 	int rc;
 
-	if (pthread_create(&b->loop_thread, NULL, lc_loop_main, b) != 0)
+	if (cmi_thread_create(&b->loop_thread, lc_loop_main, b) != 0)
 		return cmi_error(CMICRO_EIO, "cannot start the broker's I/O thread");
 	b->connected = true;
 	rc = cmi_brk_workers_start(b);

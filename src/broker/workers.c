@@ -128,7 +128,7 @@ int cmi_brk_workers_start(struct cmicro_broker *b)
 	if (b->workers == NULL)
 		return CMICRO_ENOMEM;
 	for (int i = 0; i < b->opts.handler_threads; i++) {
-		if (pthread_create(&b->workers[i], NULL, wk_main, b) != 0)
+		if (cmi_thread_create(&b->workers[i], wk_main, b) != 0)
 			return cmi_error(CMICRO_EIO, "cannot start handler thread %d of %d", i + 1,
 					 b->opts.handler_threads);
 		b->n_workers++;

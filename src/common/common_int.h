@@ -5,6 +5,8 @@
 #ifndef CMICRO_COMMON_INT_H
 #define CMICRO_COMMON_INT_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,6 +62,22 @@ int cmi_parse_bool(const char *value);
 
 /* Returns the value of an environment variable, or NULL when unset. */
 const char *cmi_getenv(const char *name);
+
+/* Starts a thread with SIGPIPE blocked. cmicro threads write to sockets
+ * whose peers may have gone; with the signal blocked such a write fails
+ * with EPIPE instead of ending the whole process. Returns pthread_create's
+ * result. */
+int cmi_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+
+/* Blocks SIGPIPE on the calling thread around socket work done on a
+ * caller's thread, and on restore discards a SIGPIPE raised meanwhile, so a
+ * vanished peer gives EPIPE rather than ending the process. */
+struct cmi_sigpipe_guard {
+	sigset_t saved;
+	bool was_pending;
+};
+void cmi_sigpipe_block(struct cmi_sigpipe_guard *guard);
+void cmi_sigpipe_restore(struct cmi_sigpipe_guard *guard);
 
 /* Monotonic and wall-clock time. */
 double cmi_now_mono(void);

@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -61,4 +62,45 @@ long long cmi_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cmi_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+	sigset_t block, saved;
+	int rc;
+
+	/* The new thread inherits the creator's mask; the creator's own mask is
+	 * restored at once. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);
+	rc = pthread_create(thread, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return rc;
+}
+
+void cmi_sigpipe_block(struct cmi_sigpipe_guard *guard)
+{
+	sigset_t block, pending;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGPIPE);
+	sigpending(&pending);
+	guard->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &block, &guard->saved);
+}
+
+void cmi_sigpipe_restore(struct cmi_sigpipe_guard *guard)
+{
+	static const struct timespec no_wait = {0, 0};
+	sigset_t pipe_only, pending;
+
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	sigpending(&pending);
+	/* A SIGPIPE that was pending before belongs to the caller; only one
+	 * raised by our own writes is consumed. */
+	if (!guard->was_pending && sigismember(&pending, SIGPIPE) == 1)
+		sigtimedwait(&pipe_only, NULL, &no_wait);
+	pthread_sigmask(SIG_SETMASK, &guard->saved, NULL);
 }

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -168,12 +171,26 @@ static void conn_log_handshake(struct srv_conn *conn)
 			  verdict.message[0] ? verdict.message : "the client closed the connection");
 }
 
+/* Sends TLS close_notify before evhttp closes the socket. Without it a
+ * client sees an unexpected end of file and OpenSSL clients drop the
+ * session, so the next connection cannot resume it (RFC 8446, 6.1). */
+static void conn_send_close_notify(struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	if (ssl == NULL || !SSL_is_init_finished(ssl))
+		return;
+	SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
 /* evhttp calls this when it frees a connection. */
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct srv_conn *conn = arg;
 
-	(void)evcon;
+	conn_send_close_notify(evcon);
 	conn_log_handshake(conn);
 	conn_release(conn);
 }

@@ -507,7 +507,7 @@ static int etcd_impl_new(struct cmi_etcd_client *client, struct etcd_registry **
 	pthread_cond_init(&e->cond, &attr);
 	pthread_condattr_destroy(&attr);
 
-	rc = pthread_create(&e->keeper, NULL, keeper_main, e);
+	rc = cmi_thread_create(&e->keeper, keeper_main, e);
 	if (rc != 0) {
 		etcd_free_impl(e);
 		return cmi_error(CMICRO_EIO, "cannot start the etcd registry's lease thread: %s; "

@@ -367,6 +367,7 @@ static int request_once(struct cmi_etcd_client *c, const struct cmi_etcd_endpoin
 			char *why, size_t why_size)
 {
 	struct call_state st = {.reply = reply};
+	struct cmi_sigpipe_guard guard;
 	struct cmi_etcd_conn conn;
 	struct evhttp_request *req;
 	int rc;
@@ -374,6 +375,8 @@ static int request_once(struct cmi_etcd_client *c, const struct cmi_etcd_endpoin
 	st.base = event_base_new();
 	if (st.base == NULL)
 		return cmi_error(CMICRO_ENOMEM, "out of memory creating an event loop for etcd");
+	/* The request runs on the caller's thread, whose SIGPIPE is not ours. */
+	cmi_sigpipe_block(&guard);
 	rc = cmi_etcd_conn_open(c, ep, st.base, c->timeout_ms, &conn);
 	if (rc != 0)
 		goto out;
@@ -391,6 +394,7 @@ static int request_once(struct cmi_etcd_client *c, const struct cmi_etcd_endpoin
 	cmi_etcd_conn_close(&conn);
 out:
 	event_base_free(st.base);
+	cmi_sigpipe_restore(&guard);
 	return rc;
 }
 

@@ -394,7 +394,7 @@ int cmi_etcd_watch(struct cmicro_registry *reg, struct cmi_etcd_client *client,
 	rc = watch_start_revision(ws);
 	if (rc != 0)
 		return rc;
-	rc = pthread_create(&ws->thread, NULL, watch_main, ws);
+	rc = cmi_thread_create(&ws->thread, watch_main, ws);
 	if (rc != 0)
 		return cmi_error(CMICRO_EIO, "cannot start an etcd watch thread: %s; raise the "
 					     "process thread limit",

@@ -309,7 +309,7 @@ CMICRO_API int cmicro_registry_memory_new(struct cmicro_registry **out)
 	pthread_cond_init(&m->cond, &attr);
 	pthread_condattr_destroy(&attr);
 
-	rc = pthread_create(&m->sweeper, NULL, mem_sweep_main, m);
+	rc = cmi_thread_create(&m->sweeper, mem_sweep_main, m);
 	if (rc != 0) {
 		mem_free_impl(m);
 		return cmi_error(CMICRO_EIO,

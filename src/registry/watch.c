@@ -211,7 +211,7 @@ CMICRO_API int cmicro_registry_watch(struct cmicro_registry *reg, const char *se
 	if (rc != 0)
 		goto out;
 
-	rc = pthread_create(&w->thread, NULL, watcher_main, w);
+	rc = cmi_thread_create(&w->thread, watcher_main, w);
 	if (rc != 0) {
 		char reason[128];
 
