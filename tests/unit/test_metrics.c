@@ -3,6 +3,7 @@
  * a separate listener, fetched with curl. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/metrics_int.h"
 #include "testkit.h"
@@ -187,6 +188,55 @@ static void test_metrics_own_cert_exposed(void **state)
 	cmicro_tls_config_free(cfg);
 }
 
+static int count_handler(void *user, const char *topic, const struct cmicro_message *msg)
+{
+	(void)topic;
+	(void)msg;
+	__atomic_add_fetch((int *)user, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+/* Real publishes through a connected broker move the per-topic series: two
+ * messages to a subscribed topic are published and delivered, one to a topic
+ * without subscribers is published and backlogged. */
+static void test_metrics_real_publish_counted(void **state)
+{
+	struct cmicro_broker *b = make_broker(*state, false, NULL);
+	struct cmicro_subscription *sub = NULL;
+	struct cmicro_message *msg = NULL;
+	int received = 0;
+	char *text;
+
+	TK_OK(cmicro_broker_connect(b));
+	TK_OK(cmicro_broker_subscribe(b, "metered", NULL, count_handler, &received, &sub));
+	TK_OK(cmicro_message_new(&msg));
+	TK_OK(cmicro_message_set_body(msg, "x", 1));
+	TK_OK(cmicro_broker_publish(b, "metered", msg, NULL));
+	TK_OK(cmicro_broker_publish(b, "metered", msg, NULL));
+	TK_OK(cmicro_broker_publish(b, "unheard", msg, NULL));
+	for (int waited = 0; waited < 10000 && __atomic_load_n(&received, __ATOMIC_SEQ_CST) < 2;
+	     waited += 50)
+		usleep(50 * 1000);
+	assert_int_equal(__atomic_load_n(&received, __ATOMIC_SEQ_CST), 2);
+
+	/* The look-up of the topic without subscribers ends in the backlog on
+	 * the broker's threads; wait (bounded) until it is counted. */
+	text = metrics_text(b);
+	for (int waited = 0; waited < 10000 && strstr(text, "backlogged_total{topic=\"unheard\"}") == NULL;
+	     waited += 50) {
+		free(text);
+		usleep(50 * 1000);
+		text = metrics_text(b);
+	}
+	TK_CONTAINS(text, "cmicro_messages_published_total{topic=\"metered\"} 2\n");
+	TK_CONTAINS(text, "cmicro_messages_delivered_total{topic=\"metered\"} 2\n");
+	TK_CONTAINS(text, "cmicro_messages_published_total{topic=\"unheard\"} 1\n");
+	TK_CONTAINS(text, "cmicro_messages_backlogged_total{topic=\"unheard\"} 1\n");
+	free(text);
+	cmicro_message_free(msg);
+	cmicro_subscription_free(sub);
+}
+
 /* Fetches url with curl; returns the output (status code last). */
 static char *curl_get(const char *url, const char *extra)
 {
@@ -285,6 +335,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_metrics_escape_specials_escaped),
 		T(test_metrics_text_lists_families),
+		T(test_metrics_real_publish_counted),
 		T(test_metrics_topic_counts_rendered),
 		T(test_metrics_quote_topic_escaped),
 		T(test_metrics_many_topics_bounded_other),

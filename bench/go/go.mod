@@ -1,0 +1,3 @@
+module cmicrobench
+
+go 1.19
