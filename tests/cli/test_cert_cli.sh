@@ -3,46 +3,12 @@
 # files it writes with the openssl command-line tool, the exit codes, the
 # --json output (parsed by python3) and the refusal to overwrite keys.
 set -u
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 : "${CMICRO_BIN:?set CMICRO_BIN to the path of the cmicro binary}"
 work=$(mktemp -d /tmp/cmicro-cert-cli-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-
-failures=0
-checks=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
-
-# expect_exit CODE CMD...: runs CMD with stdout in out.txt and stderr in err.txt.
-expect_exit() {
-	local want=$1
-	shift
-	checks=$((checks + 1))
-	"$@" >out.txt 2>err.txt
-	local got=$?
-	if [ "$got" != "$want" ]; then
-		fail "'$*' exited $got, expected $want; stderr: $(cat err.txt)"
-	fi
-}
-
-# expect_in FILE TEXT: FILE contains the fixed string TEXT.
-expect_in() {
-	checks=$((checks + 1))
-	if ! grep -qF -- "$2" "$1"; then
-		fail "expected '$2' in $1, got: $(cat "$1")"
-	fi
-}
-
-expect_empty() {
-	checks=$((checks + 1))
-	if [ -s "$1" ]; then
-		fail "expected $1 to be empty, got: $(cat "$1")"
-	fi
-}
 
 expect_eq() {
 	checks=$((checks + 1))
@@ -346,5 +312,4 @@ checks=$((checks + 1))
 expect_exit 0 env CA_PASS=secret "$CMICRO_BIN" cert issue --ca-cert ca.pem --ca-key ca-enc.key \
 	--ca-pass-env CA_PASS --out-cert enc.pem --out-key enc.key enc.test
 
-echo "$checks checks, $failures failures"
-[ "$failures" -eq 0 ]
+checks_finish

@@ -3,6 +3,7 @@
 # check` against `openssl s_server` processes started here on free loopback
 # ports, with certificates made by both `cmicro cert` and the openssl CLI.
 set -u
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 : "${CMICRO_BIN:?set CMICRO_BIN to the path of the cmicro binary}"
 work=$(mktemp -d /tmp/cmicro-tls-cli-XXXXXX)
@@ -17,48 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work" || exit 1
-
-failures=0
-checks=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
-
-# expect_exit CODE CMD...: runs CMD with stdout in out.txt and stderr in err.txt.
-expect_exit() {
-	local want=$1
-	shift
-	checks=$((checks + 1))
-	"$@" >out.txt 2>err.txt
-	local got=$?
-	if [ "$got" != "$want" ]; then
-		fail "'$*' exited $got, expected $want; stdout: $(cat out.txt); stderr: $(cat err.txt)"
-	fi
-}
-
-expect_in() {
-	checks=$((checks + 1))
-	if ! grep -qF -- "$2" "$1"; then
-		fail "expected '$2' in $1, got: $(cat "$1")"
-	fi
-}
-
-expect_not_in() {
-	checks=$((checks + 1))
-	if grep -qF -- "$2" "$1"; then
-		fail "did not expect '$2' in $1, got: $(cat "$1")"
-	fi
-}
-
-# expect_json PYTHON-EXPR: evaluates the expression with j = the JSON in out.txt.
-expect_json() {
-	checks=$((checks + 1))
-	if ! python3 -c "import json,sys; j=json.load(open('out.txt')); sys.exit(0 if ($1) else 1)"; then
-		fail "JSON check '$1' failed on: $(cat out.txt)"
-	fi
-}
 
 cmicro() {
 	"$CMICRO_BIN" "$@"
@@ -386,5 +345,4 @@ checks=$((checks + 1))
 expect_exit 0 cmicro_env SSL_CERT_FILE=/nonexistent/roots.pem "$CMICRO_BIN" tls config
 expect_in out.txt "SSL_CERT_FILE=/nonexistent/roots.pem (does not exist)"
 
-echo "$checks checks, $failures failures"
-[ "$failures" -eq 0 ]
+checks_finish
