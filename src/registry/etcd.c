@@ -370,8 +370,8 @@ static int reregister_all_locked(struct etcd_registry *e)
 			return rc;
 	}
 	cmi_log(CMICRO_LOG_NOTICE, "registry", "REGISTRY-ETCD-RESTORED",
-		"etcd at %s answers again; registered %zu nodes again with fresh leases",
-		e->client->urls, e->n_regs);
+		"etcd at %s answers again; registered %zu node%s again with fresh leases",
+		e->client->urls, e->n_regs, e->n_regs == 1 ? "" : "s");
 	e->outage = false;
 	return 0;
 }

@@ -413,7 +413,11 @@ bool cmi_etcd_unreachable(int rc)
  * cut off from the others), so the next endpoint is asked. */
 static bool reply_unavailable(const struct cmi_etcd_reply *reply)
 {
-	return reply->status == 502 || reply->status == 503 || reply->status == 504;
+	/* The v3 gateway serves every path cmicro uses, so a 404 comes from
+	 * something else on that port (an etcd peer port, another service) and
+	 * the next endpoint is tried, as for a gateway that is down. */
+	return reply->status == 404 || reply->status == 502 || reply->status == 503 ||
+	       reply->status == 504;
 }
 
 /* Error of a request that no endpoint answered; why lists each failure. */

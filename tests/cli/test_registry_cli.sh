@@ -28,6 +28,9 @@ out=$("$bin" registry ls) || fail "ls on an empty registry exited $?"
 expect_contains "empty ls" "$out" "no services in the sqlite registry $db"
 out=$("$bin" registry ls --json) || fail "ls --json on an empty registry exited $?"
 [ "$out" = "[]" ] || fail "empty ls --json printed \"$out\", expected []"
+out=$("$bin" registry ls orders) || fail "ls of an unknown service exited $?"
+expect_contains "unknown service named" "$out" "no service named orders in the sqlite registry"
+expect_contains "unknown service hint" "$out" "nodes of micro.http.broker"
 
 # Seed: two broadcast subscribers of topic orders, one queue subscriber, a
 # service with metadata, and one node whose TTL has passed.

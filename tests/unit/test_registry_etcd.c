@@ -378,6 +378,28 @@ static void test_etcd_env_dead_endpoint_first_fails_over(void **state)
 	cmicro_registry_free(reg);
 }
 
+/* The first endpoint answers HTTP but is not the v3 gateway (the etcd peer
+ * port answers 404): the registry goes on to the next endpoint. */
+static void test_etcd_not_gateway_endpoint_skipped(void **state)
+{
+	const char *ids[] = {"g1"};
+	struct cmicro_service *svc = make_service("etcd.test.gateway", ids, 1, 8012);
+	struct cmicro_etcd_opts opts = {0};
+	struct cmicro_registry *reg = NULL;
+	char endpoints[128];
+
+	(void)state;
+	snprintf(endpoints, sizeof(endpoints), "127.0.0.1:%d,127.0.0.1:%d", main_server.peer_port,
+		 main_server.client_port);
+	opts.endpoints = endpoints;
+	TK_OK(cmicro_registry_etcd_new(&opts, &reg));
+	TK_OK(cmicro_registry_register(reg, svc, 30));
+	assert_int_equal(count_nodes(reg, "etcd.test.gateway"), 1);
+	TK_OK(cmicro_registry_deregister(reg, svc));
+	cmicro_registry_free(reg);
+	cmicro_service_free(svc);
+}
+
 /* Starts the three members of a real etcd cluster on loopback ports; every
  * member waits for quorum, so all start before any is awaited. */
 static void cluster_start(void)
@@ -632,6 +654,7 @@ int main(void)
 	    cmocka_unit_test(test_etcd_endpoints_parse_forms),
 	    cmocka_unit_test(test_etcd_env_dead_endpoint_first_fails_over),
 	    cmocka_unit_test(test_etcd_cluster_member_down_fails_over),
+	    cmocka_unit_test(test_etcd_not_gateway_endpoint_skipped),
 	    cmocka_unit_test(test_etcd_restart_reregisters_nodes),
 	    cmocka_unit_test(test_etcd_wrong_password_rejected),
 	    cmocka_unit_test(test_etcd_tls_client_cert_required),

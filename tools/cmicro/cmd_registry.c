@@ -10,8 +10,9 @@ static const char registry_usage[] =
 	"usage: cmicro registry ls [--json] [SERVICE]\n"
 	"\n"
 	"Lists the services in the registry that MICRO_REGISTRY selects (sqlite, the\n"
-	"default, or memory), with every version, node, address and metadata entry.\n"
-	"SERVICE limits the list to one service name.\n"
+	"default, memory or etcd), with every version, node, address and metadata entry.\n"
+	"SERVICE limits the list to one service name; broker subscriptions of every\n"
+	"topic are nodes of the service micro.http.broker.\n"
 	"\n"
 	"options:\n"
 	"  --json      print go-micro's registry JSON: an array of services, one per\n"
@@ -19,9 +20,13 @@ static const char registry_usage[] =
 	"  -h, --help  show this help\n"
 	"\n"
 	"environment:\n"
-	"  MICRO_REGISTRY          sqlite (default) or memory\n"
-	"  MICRO_REGISTRY_ADDRESS  the SQLite file; default $XDG_RUNTIME_DIR/cmicro/registry.db,\n"
+	"  MICRO_REGISTRY          sqlite (default), memory or etcd\n"
+	"  MICRO_REGISTRY_ADDRESS  sqlite: the file; default $XDG_RUNTIME_DIR/cmicro/registry.db,\n"
 	"                          else /tmp/cmicro-<uid>/registry.db\n"
+	"                          etcd: comma-separated HOST[:PORT], [IPV6][:PORT] or\n"
+	"                          http(s)://HOST[:PORT]; port 2379 when missing;\n"
+	"                          default 127.0.0.1:2379\n"
+	"  ETCD_USERNAME, ETCD_PASSWORD  etcd authentication\n"
 	"\n"
 	"Exit codes: 0 listed (also when empty), 2 wrong usage or registry error.\n";
 
@@ -51,10 +56,18 @@ static void print_metadata(const struct cmicro_kv *kvs, size_t n)
 	}
 }
 
-static void print_text(struct cmicro_registry *reg, struct cmicro_service **list, size_t n)
+static void print_text(struct cmicro_registry *reg, const char *service,
+		       struct cmicro_service **list, size_t n)
 {
 	const char *address = cmicro_registry_address(reg);
 
+	if (n == 0 && service != NULL) {
+		printf("no service named %s in the %s registry%s%s (broker subscriptions are "
+		       "nodes of %s)\n",
+		       service, cmicro_registry_name(reg), address[0] ? " " : "", address,
+		       CMICRO_BROKER_SERVICE);
+		return;
+	}
 	if (n == 0) {
 		printf("no services in the %s registry%s%s\n", cmicro_registry_name(reg),
 		       address[0] ? " " : "", address);
@@ -122,7 +135,7 @@ static int run_ls(const struct ls_opts *opts)
 	} else if (opts->json) {
 		status = print_json(list, n);
 	} else {
-		print_text(reg, list, n);
+		print_text(reg, opts->service, list, n);
 	}
 	cmicro_service_list_free(list, n);
 	cmicro_registry_free(reg);
