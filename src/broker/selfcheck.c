@@ -65,23 +65,6 @@ static void sc_check_name(struct cmicro_broker *b, X509 *x)
 		b->advertised);
 }
 
-static void sc_check_expiry(X509 *x, int warn_days)
-{
-	int days = 0, secs = 0;
-
-	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) != 1)
-		return;
-	if (days < 0 || secs < 0)
-		cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-CERT-EXPIRED",
-			"this node's certificate has expired; every verifying peer rejects it: "
-			"renew it now");
-	else if (days < warn_days)
-		cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-CERT-EXPIRING",
-			"this node's certificate expires in %d days (warning threshold %d days, "
-			"MICRO_TLS_EXPIRY_WARN_DAYS): renew it before then",
-			days, warn_days);
-}
-
 static void sc_check_usage(struct cmicro_broker *b, X509 *x)
 {
 	uint32_t eku = X509_get_extended_key_usage(x);
@@ -108,6 +91,5 @@ void cmi_brk_self_check(struct cmicro_broker *b)
 		return;
 	sc_identity_facts(b, x);
 	sc_check_name(b, x);
-	sc_check_expiry(x, cmi_brk_expiry_warn_days());
 	sc_check_usage(b, x);
 }

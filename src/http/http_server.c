@@ -198,14 +198,26 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 static void conn_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_conn *conn = arg;
+	struct bufferevent *bev;
 
 	(void)fd;
 	(void)what;
 	if (conn->busy || conn->evcon == NULL)
 		return;
-	cmi_srv_log(conn->srv, SRV_LOG_SLOW, "HTTP-SLOW-CLIENT",
-		    "client %s sent no complete request within %d ms; closing the connection",
-		    conn->peer, conn->srv->opts.read_timeout_ms);
+	bev = evhttp_connection_get_bufferevent(conn->evcon);
+	if (conn->requests > 0 && bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+		/* A keep-alive connection idle after its requests is closed without a
+		 * warning: only a client that started a request and stalled is worth
+		 * one. */
+		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-IDLE-CLOSE",
+			"closing the idle connection of client %s after %d ms", conn->peer,
+			conn->srv->opts.read_timeout_ms);
+	else
+		cmi_srv_log(conn->srv, SRV_LOG_SLOW, "HTTP-SLOW-CLIENT",
+			    "client %s sent no complete request within %d ms; closing the "
+			    "connection",
+			    conn->peer, conn->srv->opts.read_timeout_ms);
 	evhttp_connection_free(conn->evcon); /* calls conn_closed */
 }
 

@@ -56,9 +56,12 @@ start_sub plain fleet --plain
 
 # Self-check: the wrong-name certificate does not cover 127.0.0.1.
 grep -q "BROKER-CERT-NAME" wrongname.err || fail "no BROKER-CERT-NAME warning for wrongname"
-grep -q "BROKER-CERT-EXPIRED" expired.err || fail "no BROKER-CERT-EXPIRED warning"
-grep -q "BROKER-CERT-EXPIRING.*expires in [12] days" good.err ||
-	fail "no BROKER-CERT-EXPIRING warning for the good node's 2-day certificate"
+# Expiry is the expiry monitor's job, once per stage: expired, and 7 days.
+grep -q "TLS-EXPIRY-EXPIRED" expired.err || fail "no TLS-EXPIRY-EXPIRED warning"
+grep -q "TLS-EXPIRY-7D.*in [12] days" good.err ||
+	fail "no TLS-EXPIRY-7D warning for the good node's 2-day certificate"
+[ "$(grep -c "expires on" good.err)" = 1 ] ||
+	fail "the good node's expiry was warned more than once"
 if grep -Eq "BROKER-CERT-(NAME|USAGE|EXPIRED)" good.err; then
 	fail "the good node warned about its name, usage or expiry"
 fi
