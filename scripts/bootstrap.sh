@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building and testing cmicro need, when
 # they are missing. Safe to run again; needs root (or sudo) only to install.
+# With arguments it installs those packages instead (bench/setup.sh does).
 set -euo pipefail
 
 packages=(
@@ -8,6 +9,9 @@ packages=(
   libssl-dev openssl libevent-dev libjansson-dev libsqlite3-dev sqlite3
   libcmocka-dev curl procps iproute2 python3 etcd-server etcd-client
 )
+if [ $# -gt 0 ]; then
+  packages=("$@")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -17,7 +21,7 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bootstrap: all build and test packages are installed"
+  echo "bootstrap: all requested packages are installed"
   exit 0
 fi
 

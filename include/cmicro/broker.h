@@ -6,7 +6,7 @@
  * Threading model. Each connected broker runs three kinds of threads:
  *  - one I/O thread runs a libevent loop with the HTTP server that receives
  *    messages, the HTTP client that delivers them, and the retry timers;
- *  - one control thread asks the registry for subscriber nodes and renews
+ *  - one control thread looks up subscriber nodes in the registry and renews
  *    registrations, because registry requests may block;
  *  - handler threads (opts.handler_threads) run subscription handlers, so a
  *    slow or failing handler stalls neither I/O, publishing nor other
@@ -213,7 +213,7 @@ CMICRO_API const char *cmicro_subscription_address(const struct cmicro_subscript
 struct cmicro_delivery {
 	char *node_id;
 	char *address;
-	bool ok;                       /* the node answered 2xx */
+	bool ok;                       /* the node responded with 2xx */
 	int err;                       /* 0, or CMICRO_ECONNECT, CMICRO_EVERIFY, ... */
 	int http_status;               /* 0 when no response arrived */
 	enum cmicro_tls_reason tls_reason; /* why TLS verification rejected the node */
@@ -224,13 +224,13 @@ struct cmicro_delivery {
  * The outcome of the first delivery attempt of a published message. err is
  * 0 when at least one node received it, CMICRO_ENOTFOUND when the registry
  * has no subscriber of the topic, else the error of the first failure.
- * backlogged tells that the message was kept for retry, because a target
+ * backlogged is true when the message was kept for retry, because a target
  * failed or none existed yet.
  */
 struct cmicro_publish_result {
 	int err;
 	size_t targets;   /* nodes the message was sent to */
-	size_t received;  /* nodes that answered 2xx */
+	size_t received;  /* nodes that responded with 2xx */
 	bool backlogged;
 	struct cmicro_delivery *deliveries; /* one per target */
 	size_t n_deliveries;
@@ -278,7 +278,7 @@ CMICRO_API CMICRO_NODISCARD int cmicro_broker_flush(struct cmicro_broker *b, int
  * of a broadcast separately. */
 struct cmicro_broker_stats {
 	uint64_t published;   /* messages accepted by publish */
-	uint64_t delivered;   /* deliveries a node answered with 2xx */
+	uint64_t delivered;   /* deliveries that got a 2xx response */
 	uint64_t failed;      /* deliveries that failed */
 	uint64_t backlogged;  /* times a message entered the backlog */
 	uint64_t retried;     /* delivery attempts made from the backlog */

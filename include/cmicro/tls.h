@@ -29,7 +29,7 @@ enum cmicro_tls_verify {
 	CMICRO_TLS_VERIFY_AUDIT    /* failures are logged and counted, never enforced */
 };
 
-/* Where the verification mode came from, for `cmicro tls config`. */
+/* Origin of the verification mode, printed by `cmicro tls config`. */
 enum cmicro_tls_source {
 	CMICRO_TLS_SOURCE_DEFAULT = 0,   /* nothing set: the build's default */
 	CMICRO_TLS_SOURCE_SECURE_ENV,    /* MICRO_TLS_SECURE */
@@ -48,7 +48,7 @@ enum cmicro_tls_client_auth {
 	CMICRO_TLS_CLIENT_AUTH_REQUIRE  /* reject peers without a valid certificate */
 };
 
-/* Why a peer failed (or would fail) verification. */
+/* Reason a peer failed (or would fail) verification. */
 enum cmicro_tls_reason {
 	CMICRO_TLS_REASON_NONE = 0, /* verified */
 	CMICRO_TLS_REASON_UNKNOWN_AUTHORITY,

@@ -63,10 +63,9 @@ int cmi_parse_bool(const char *value);
 /* Returns the value of an environment variable, or NULL when unset. */
 const char *cmi_getenv(const char *name);
 
-/* Starts a thread with SIGPIPE blocked. cmicro threads write to sockets
- * whose peers may have gone; with the signal blocked such a write fails
- * with EPIPE instead of ending the whole process. Returns pthread_create's
- * result. */
+/* Starts a thread with SIGPIPE blocked and returns pthread_create's result.
+ * cmicro threads write to sockets whose peers may have gone. With the signal
+ * blocked such a write fails with EPIPE instead of ending the process. */
 int cmi_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* Blocks SIGPIPE on the calling thread around socket work done on a

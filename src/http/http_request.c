@@ -199,7 +199,7 @@ void cmi_srv_detach_requests(struct cmi_http_server *srv)
 	srv->reply_head = srv->reply_tail = NULL;
 	pthread_mutex_unlock(&srv->lock);
 
-	/* Replies already queued belong to nobody else now. */
+	/* No other thread refers to the replies already queued. */
 	while (queued != NULL) {
 		struct cmi_http_request *next = queued->next_reply;
 

@@ -326,7 +326,7 @@ static struct bufferevent *srv_make_bev(struct cmi_http_server *srv)
 					      BEV_OPT_CLOSE_ON_FREE);
 }
 
-/* evhttp asks for the bufferevent of each accepted connection here. */
+/* evhttp requests the bufferevent of each accepted connection here. */
 static struct bufferevent *srv_new_bev(struct event_base *base, void *arg)
 {
 	struct cmi_http_server *srv = arg;
@@ -403,12 +403,12 @@ static int srv_setup(struct cmi_http_server *srv)
 	evhttp_set_timeout_tv(srv->http, &tv);
 	evhttp_set_max_body_size(srv->http, (ev_ssize_t)srv->opts.max_body);
 	evhttp_set_max_headers_size(srv->http, (ev_ssize_t)srv->opts.max_headers);
-	/* Every method reaches the handler, which answers 405 itself. */
+	/* Every method reaches the handler, which replies 405 itself. */
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	/* Read an oversized body to its end before answering 413, so clients
+	/* Read an oversized body to its end before replying 413, so clients
 	 * that send without waiting see the status instead of a reset. */
 	evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_bevcb(srv->http, srv_new_bev, srv);

@@ -1,9 +1,9 @@
 /*
  * A blocking client of etcd's v3 JSON gateway: each request runs a libevent
  * loop of its own on the calling thread, so any thread may call it and
- * calls do not wait for each other. Requests go to the endpoint that
- * answered last and fail over to the others, in order, while an endpoint
- * cannot be reached.
+ * calls do not wait for each other. Requests go to the endpoint that served
+ * the last one. They fail over to the others, in order, when an endpoint
+ * cannot be reached or is not a working v3 gateway (404, 502, 503, 504).
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -410,7 +410,7 @@ bool cmi_etcd_unreachable(int rc)
 }
 
 /* True when an endpoint answered but cannot serve now (no leader, a member
- * cut off from the others), so the next endpoint is asked. */
+ * cut off from the others), so the next endpoint is tried. */
 static bool reply_unavailable(const struct cmi_etcd_reply *reply)
 {
 	/* The v3 gateway serves every path cmicro uses, so a 404 comes from
@@ -420,7 +420,8 @@ static bool reply_unavailable(const struct cmi_etcd_reply *reply)
 	       reply->status == 504;
 }
 
-/* Error of a request that no endpoint answered; why lists each failure. */
+/* Returns the error of a request that no endpoint served. why lists each
+ * endpoint's failure. */
 static int unreachable_error(struct cmi_etcd_client *c, int rc, const char *why)
 {
 	return cmi_error(rc,
@@ -482,7 +483,7 @@ static int authenticate(struct cmi_etcd_client *c)
 		return cmi_error(CMICRO_EINVAL, "cannot encode ETCD_USERNAME as JSON; use UTF-8 "
 						"text");
 	rc = call_any(c, "/v3/auth/authenticate", body, &reply);
-	/* The body holds the password: clear it before it is freed. */
+	/* The body contains the password, so it is cleared before it is freed. */
 	OPENSSL_cleanse(body, strlen(body));
 	free(body);
 	if (rc == 0 && (reply.status < 200 || reply.status > 299)) {

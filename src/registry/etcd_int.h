@@ -120,7 +120,7 @@ bool cmi_etcd_unreachable(int rc);
 /* Builds a client from opts (NULL: defaults) and the environment
  * (etcd_open.c). */
 int cmi_etcd_client_new(const struct cmicro_etcd_opts *opts, struct cmi_etcd_client **out);
-/* Checks that some endpoint answers, and that the credentials work. */
+/* Checks that some endpoint responds and that the credentials work. */
 int cmi_etcd_probe(struct cmi_etcd_client *c);
 void cmi_etcd_client_free(struct cmi_etcd_client *c);
 

@@ -169,23 +169,6 @@ static void cert_free_secret(char *s)
 	free(s);
 }
 
-/* Formats name as RFC 2253 text ("CN=node,O=Micro"), the form cmicro prints
- * everywhere else. */
-static void cert_name_text(const X509_NAME *name, char *buf, size_t size)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long len = -1;
-
-	cmi_fmt(buf, size, "(unreadable name)");
-	if (bio != NULL && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
-		len = BIO_get_mem_data(bio, &data);
-	if (len >= 0)
-		cmi_fmt(buf, size, "%.*s", (int)len, data);
-	BIO_free(bio);
-	ERR_clear_error();
-}
-
 /* Returns the 1-based position of the certificate of certs that key belongs
  * to, or 0 when none does. */
 static int cert_key_owner(STACK_OF(X509) * certs, const EVP_PKEY *key)
@@ -208,7 +191,7 @@ static int cert_mismatch_error(STACK_OF(X509) * certs, const EVP_PKEY *key, cons
 	int owner = cert_key_owner(certs, key);
 	X509 *owner_x509;
 
-	cert_name_text(X509_get_subject_name(sk_X509_value(certs, 0)), subject, sizeof(subject));
+	cmi_tls_name_text(X509_get_subject_name(sk_X509_value(certs, 0)), subject, sizeof(subject));
 	if (owner <= 1)
 		return cmi_error(CMICRO_EKEY,
 		                 "the private key in %s does not match the certificate "
@@ -217,7 +200,7 @@ static int cert_mismatch_error(STACK_OF(X509) * certs, const EVP_PKEY *key, cons
 		                 key_label, cert_label, subject);
 
 	owner_x509 = sk_X509_value(certs, owner - 1);
-	cert_name_text(X509_get_subject_name(owner_x509), other, sizeof(other));
+	cmi_tls_name_text(X509_get_subject_name(owner_x509), other, sizeof(other));
 	if (X509_get_extension_flags(owner_x509) & EXFLAG_CA)
 		return cmi_error(CMICRO_EKEY,
 		                 "the private key in %s does not match the certificate "

@@ -587,23 +587,6 @@ out:
 	return rc;
 }
 
-/* Formats name as RFC 2253 text ("CN=cmicro CA,O=Micro"), the form cmicro
- * prints everywhere else. */
-static void cert_name_text(const X509_NAME *name, char *buf, size_t size)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long len = -1;
-
-	cmi_fmt(buf, size, "(unreadable name)");
-	if (bio != NULL && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
-		len = BIO_get_mem_data(bio, &data);
-	if (len >= 0)
-		cmi_fmt(buf, size, "%.*s", (int)len, data);
-	BIO_free(bio);
-	ERR_clear_error();
-}
-
 static int cert_check_issuer(const struct cmicro_cert *issuer)
 {
 	char subject[256];
@@ -613,7 +596,7 @@ static int cert_check_issuer(const struct cmicro_cert *issuer)
 		return cmi_error(CMICRO_EINVAL, "issuer is NULL: pass a CA made by "
 		                                "cmicro_cert_ca_new or loaded with its key");
 	x = issuer->x509;
-	cert_name_text(X509_get_subject_name(x), subject, sizeof(subject));
+	cmi_tls_name_text(X509_get_subject_name(x), subject, sizeof(subject));
 
 	if (issuer->key == NULL)
 		return cmi_error(CMICRO_EKEY,
@@ -651,7 +634,7 @@ static int cert_check_path_len(const struct cmicro_cert *issuer,
 
 	if (!opts->is_ca || allowed < 0)
 		return 0;
-	cert_name_text(X509_get_subject_name(issuer->x509), subject, sizeof(subject));
+	cmi_tls_name_text(X509_get_subject_name(issuer->x509), subject, sizeof(subject));
 	if (allowed == 0)
 		return cmi_error(CMICRO_EINVAL,
 		                 "issuer %s has basicConstraints pathlen:0, so no CA may be "

@@ -60,7 +60,8 @@ int cmi_tls_expiry_facts(X509 *x, enum cmi_expiry_kind kind, const char *label,
  * when its stage is more urgent than any logged for it before, so each
  * certificate is reported once per stage. Returns the stage.
  * NOTE: with more than CMI_TLS_EXPIRY_MAX certificates in use, an evicted
- * certificate forgets its stage and is reported again when next checked.
+ * certificate loses its recorded stage and is reported again when next
+ * checked.
  */
 enum cmi_expiry_stage cmi_tls_expiry_check(X509 *x, enum cmi_expiry_kind kind,
 					   const char *label, int warn_days, int64_t now);

@@ -163,8 +163,6 @@ void cmi_tls_verify_chain(struct cmicro_tls_config *cfg, X509_STORE *store,
                           enum cmicro_tls_role role, const char *host, X509 *leaf,
                           STACK_OF(X509) *sent, struct cmicro_tls_verdict *verdict);
 
-/* Writes a certificate name in RFC 2253 form ("CN=a,O=Micro"). */
-void cmi_tls_name_text(const X509_NAME *name, char *buf, size_t size);
 
 /* Returns the printable form of an untrusted value for a message: control
  * characters escaped, truncated to fit. */

@@ -103,4 +103,8 @@ int cmi_tls_ssl_set_peer(SSL *ssl, const char *address, const char *node_id);
 void cmi_tls_record_failure(struct cmicro_tls_config *cfg, const char *address,
 			    const char *node_id, enum cmicro_tls_reason reason, const char *message);
 
+/* Formats name as RFC 2253 text ("CN=node,O=Micro"), the form every cmicro
+ * message uses; "(unnamed)" when it cannot. */
+void cmi_tls_name_text(const X509_NAME *name, char *buf, size_t size);
+
 #endif

@@ -157,7 +157,7 @@ static const char *verify_version_name(int version)
 
 /* A peer that sent its hello names its version. A server that supports
  * none of the versions the client offered sends a protocol_version alert
- * instead, which only tells that it supports nothing from the floor up. */
+ * instead, which only shows that it supports no version from the floor up. */
 static void failure_protocol(const SSL *ssl, const struct tls_ssl_data *data, int reason,
                              struct cmicro_tls_verdict *v)
 {

@@ -164,15 +164,20 @@ import json, sys
 certs = json.load(sys.stdin)
 assert len(certs) == 2, certs
 leaf, root = certs
-assert leaf["position"] == 0 and leaf["role"] == "leaf", leaf
+assert leaf["position"] == 0, leaf
+assert leaf["role"] == "leaf", leaf
 assert leaf["dns_names"] == ["localhost"], leaf
 assert leaf["ip_addresses"] == ["127.0.0.1"], leaf
-assert leaf["is_ca"] is False and leaf["server_auth"] is True, leaf
+assert leaf["is_ca"] is False, leaf
+assert leaf["server_auth"] is True, leaf
 assert leaf["client_auth"] is False, leaf
 assert leaf["sha256_fingerprint"] == sys.argv[1], (leaf["sha256_fingerprint"], sys.argv[1])
-assert leaf["key_type"] == "EC" and leaf["curve"] == "P-256", leaf
+assert leaf["key_type"] == "EC", leaf
+assert leaf["curve"] == "P-256", leaf
 assert 364 <= leaf["days_until_expiry"] <= 365, leaf
-assert root["role"] == "root" and root["is_ca"] is True and root["self_signed"] is True, root
+assert root["role"] == "root", root
+assert root["is_ca"] is True, root
+assert root["self_signed"] is True, root
 assert root["subject"] == "CN=Test Root,O=Micro", root
 EOF
 checks=$((checks + 1))

@@ -7,7 +7,7 @@ source "$(dirname "$0")/pubsub_common.sh"
 make_ca
 cd "$WORK"
 
-# A second CA that nobody trusts.
+# A second CA that no node trusts.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-keyout other-ca.key -out other-ca.pem -subj "/CN=untrusted CA" 2>/dev/null
 issue() { # issue NAME CA SAN DAYS EKU

@@ -11,7 +11,7 @@
 
 #define TLS_CHECK_MAX_CA 16
 
-/* What to check and how: the target and the trust of secure mode. */
+/* Check settings: the target and the trust that secure mode would use. */
 struct tls_check_args {
 	const char *target;
 	char host[256];
@@ -44,7 +44,7 @@ struct tls_check_result {
 	char error[512];      /* why no handshake was possible, when not connected */
 	long long leaf_not_after; /* Unix seconds; 0 when no certificate arrived */
 	bool cert_requested;  /* the server sent a CertificateRequest */
-	bool cert_presented;  /* and the client answered with --cert */
+	bool cert_presented;  /* and the client presented --cert */
 	enum tls_cert_required cert_required;
 };
 
@@ -52,14 +52,14 @@ struct tls_check_result {
  * prints the error and returns -1 when invalid. */
 int tls_parse_target(struct tls_check_args *args);
 
-/* Builds the audit-mode client context that tells what secure mode would
+/* Builds the audit-mode client context that computes what secure mode would
  * decide, trusting the --ca files and those of MICRO_TLS_CA_FILE. Prints the
  * error on failure. */
 int tls_check_context(const struct tls_check_args *args, struct cmicro_tls_context **ctx);
 
 /* Connects to args->target, runs the handshake with ctx and fills res.
  * Returns 0 after a handshake attempt, -1 when no TCP connection was made
- * (res->error says why). *chain_out, when given, receives the chain sent. */
+ * (res->error contains the cause). *chain_out, when given, receives the chain sent. */
 int tls_check_run(const struct tls_check_args *args, struct cmicro_tls_context *ctx,
 		  struct tls_check_result *res, struct cmicro_cert **chain_out);
 
