@@ -140,6 +140,21 @@ CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_min_version(struct cmicro_
 /* A PEM file of CRLs, checked for the leaf and the intermediates. */
 CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_crl_file(struct cmicro_tls_config *cfg,
 								const char *path);
+/*
+ * Rotation without restart: reloads the files a frozen configuration was
+ * given by path (certificate and key, CA files and directories, CRL file)
+ * when any of them changed on disk since the last load. Everything is read
+ * and checked first (PEM, key against certificate, usable by OpenSSL); a
+ * failure is logged (TLS-RELOAD-FAILED), returned, and leaves the previous
+ * material in use. On success (TLS-RELOADED) *changed (may be NULL) is set,
+ * every context built from cfg uses the new material for its next
+ * connection, open connections continue, and client contexts forget their
+ * cached sessions. Certificates and CAs given in memory are kept. Does
+ * nothing on a configuration no context uses yet. A connected broker calls
+ * this itself every MICRO_TLS_RELOAD_INTERVAL seconds (default 5).
+ */
+CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_reload(struct cmicro_tls_config *cfg,
+							  bool *changed);
 /* Appends TLS secrets in NSS key log format to path (for Wireshark). The
  * file is opened (created with mode 0600) here, so a wrong path fails now.
  * A warning (TLS-KEYLOG) is logged each time a context starts using it. */
@@ -164,7 +179,9 @@ CMICRO_API bool cmicro_tls_config_get_system_roots(const struct cmicro_tls_confi
 CMICRO_API size_t cmicro_tls_config_ca_count(const struct cmicro_tls_config *cfg);
 CMICRO_API const char *cmicro_tls_config_ca_path(const struct cmicro_tls_config *cfg, size_t i);
 CMICRO_API bool cmicro_tls_config_has_cert(const struct cmicro_tls_config *cfg);
-/* The own certificate (borrowed; NULL when none). */
+/* The own certificate (borrowed; NULL when none). It stays valid until the
+ * configuration is freed, also across reloads, which keep the certificates
+ * they replace until then. */
 CMICRO_API const struct cmicro_cert *cmicro_tls_config_get_cert(const struct cmicro_tls_config *cfg);
 CMICRO_API const char *cmicro_tls_config_get_cert_file(const struct cmicro_tls_config *cfg);
 CMICRO_API const char *cmicro_tls_config_get_server_name(const struct cmicro_tls_config *cfg);
@@ -237,7 +254,9 @@ CMICRO_API CMICRO_NODISCARD int cmicro_tls_context_new(struct cmicro_tls_config 
 							struct cmicro_tls_context **out);
 CMICRO_API void cmicro_tls_context_free(struct cmicro_tls_context *ctx);
 
-/* The OpenSSL context (borrowed; valid while ctx lives). */
+/* The OpenSSL context new connections use now (borrowed). A reload of the
+ * configuration's files replaces it before the next connection, so it is
+ * valid until then; take a reference with SSL_CTX_up_ref to keep it. */
 CMICRO_API SSL_CTX *cmicro_tls_context_ssl_ctx(const struct cmicro_tls_context *ctx);
 
 /* The configuration the context was built from (borrowed). */

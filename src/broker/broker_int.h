@@ -212,6 +212,8 @@ struct cmicro_broker {
 	int expiry_warn_days;
 	struct cmi_http_server *metrics_server;
 	struct event *expiry_ev;
+	struct event *reload_ev; /* polls the TLS files (monitor.c) */
+	uint64_t reload_seen;
 
 	/* Loop thread only. */
 	struct brk_topic *topics;

@@ -22,6 +22,7 @@ struct cmi_brk_metrics {
 	size_t n_topics;
 	struct brk_metric_topic other;
 	uint64_t registry_errors;
+	uint64_t reloads[2]; /* failed, succeeded */
 	struct cmi_expiry_cert own;
 	bool has_own;
 };
@@ -116,6 +117,17 @@ void cmi_brk_metrics_registry_error(struct cmicro_broker *b)
 		return;
 	pthread_mutex_lock(&m->lock);
 	m->registry_errors++;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void cmi_brk_metrics_tls_reload(struct cmicro_broker *b, bool ok)
+{
+	struct cmi_brk_metrics *m = b ? b->metrics : NULL;
+
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->reloads[ok ? 1 : 0]++;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -258,6 +270,12 @@ static void metrics_write(FILE *out, const struct cmicro_broker *b)
 		       "Registry requests that failed: register, deregister, look-up.");
 	fprintf(out, "cmicro_registry_errors_total %llu\n",
 		(unsigned long long)m->registry_errors);
+	metrics_family(out, "cmicro_tls_reloads_total", "counter",
+		       "Reloads of changed TLS files, by outcome.");
+	fprintf(out, "cmicro_tls_reloads_total{outcome=\"ok\"} %llu\n",
+		(unsigned long long)m->reloads[1]);
+	fprintf(out, "cmicro_tls_reloads_total{outcome=\"failed\"} %llu\n",
+		(unsigned long long)m->reloads[0]);
 	pthread_mutex_unlock(&m->lock);
 	metrics_expiry(out, b, (int64_t)time(NULL));
 }

@@ -21,6 +21,9 @@
 /* Seconds between two expiry checks of a connected broker. */
 #define CMI_EXPIRY_CHECK_INTERVAL_S 3600
 
+/* Default seconds between two looks at the TLS files for a reload. */
+#define CMI_RELOAD_INTERVAL_S 5
+
 struct cmi_brk_metrics;
 
 int cmi_brk_metrics_new(struct cmi_brk_metrics **out);
@@ -28,6 +31,9 @@ void cmi_brk_metrics_free(struct cmi_brk_metrics *m);
 
 /* Records the facts of the certificate this broker presents (NULL: none). */
 void cmi_brk_metrics_set_own(struct cmicro_broker *b, X509 *own);
+
+/* Counts a reload of the TLS files that succeeded (ok) or failed. */
+void cmi_brk_metrics_tls_reload(struct cmicro_broker *b, bool ok);
 
 /* Writes value as a Prometheus label value: backslash, double quote and
  * line feed escaped as \\, \" and \n. */

@@ -9,14 +9,14 @@
 
 #include "broker/metrics_int.h"
 
-/* The certificate this broker presents: the served one (which may be
- * self-signed), else the configuration's client identity. */
+/* The certificate this broker presents, with a reference: the served one
+ * (which may be self-signed), else the configuration's client identity. */
 static X509 *mon_own_cert(const struct cmicro_broker *b)
 {
 	if (b->server_ctx != NULL)
-		return SSL_CTX_get0_certificate(cmicro_tls_context_ssl_ctx(b->server_ctx));
+		return cmi_tls_context_own_cert(b->server_ctx);
 	if (b->client_ctx != NULL)
-		return SSL_CTX_get0_certificate(cmicro_tls_context_ssl_ctx(b->client_ctx));
+		return cmi_tls_context_own_cert(b->client_ctx);
 	return NULL;
 }
 
@@ -26,6 +26,7 @@ void cmi_brk_expiry_check(struct cmicro_broker *b)
 
 	cmi_brk_metrics_set_own(b, own);
 	cmi_tls_expiry_check_config(b->tls, own, b->expiry_warn_days, (int64_t)time(NULL));
+	X509_free(own);
 }
 
 static void mon_expiry_cb(evutil_socket_t fd, short what, void *arg)
@@ -76,12 +77,71 @@ static int mon_listener(struct cmicro_broker *b)
 	return 0;
 }
 
+/* Seconds between two looks at the TLS files: MICRO_TLS_RELOAD_INTERVAL,
+ * 0 turning reloading off. Returns -1 for a value that is not a number. */
+static int mon_reload_interval(void)
+{
+	const char *env = cmi_getenv("MICRO_TLS_RELOAD_INTERVAL");
+	char *end = NULL;
+	long v;
+
+	if (env == NULL || env[0] == '\0')
+		return CMI_RELOAD_INTERVAL_S;
+	v = strtol(env, &end, 10);
+	if (end != env && *end == '\0' && v >= 0 && v <= 86400)
+		return (int)v;
+	cmi_error(CMICRO_EINVAL,
+		  "MICRO_TLS_RELOAD_INTERVAL=\"%.60s\" is not a number of seconds from 0 to "
+		  "86400; set it to how often the TLS files are checked for changes, or 0 to "
+		  "never reload them",
+		  env);
+	return -1;
+}
+
+/* After a reload the node checks its new certificate as at start, and the
+ * metrics and expiry warnings follow it. */
+static void mon_reload_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmicro_broker *b = arg;
+	bool changed = false;
+
+	(void)fd;
+	(void)what;
+	if (cmi_tls_config_poll(b->tls, &b->reload_seen, &changed) != 0) {
+		cmi_brk_metrics_tls_reload(b, false);
+		return;
+	}
+	if (!changed)
+		return;
+	cmi_brk_metrics_tls_reload(b, true);
+	cmi_brk_self_check(b);
+	cmi_brk_expiry_check(b);
+}
+
+static int mon_reload_timer(struct cmicro_broker *b)
+{
+	int seconds = mon_reload_interval();
+	struct timeval tv = {.tv_sec = seconds};
+
+	if (seconds < 0)
+		return CMICRO_EINVAL;
+	if (seconds == 0 || b->tls == NULL)
+		return 0;
+	b->reload_seen = 0;
+	b->reload_ev = event_new(b->base, -1, EV_PERSIST, mon_reload_cb, b);
+	if (b->reload_ev == NULL || event_add(b->reload_ev, &tv) != 0)
+		return cmi_error(CMICRO_ENOMEM, "cannot create the TLS file reload timer");
+	return 0;
+}
+
 int cmi_brk_monitor_start(struct cmicro_broker *b)
 {
 	int rc;
 
 	cmi_brk_expiry_check(b);
 	rc = mon_expiry_timer(b);
+	if (rc == 0)
+		rc = mon_reload_timer(b);
 	if (rc == 0 && b->metrics_conf != NULL)
 		rc = mon_listener(b);
 	return rc;
@@ -93,6 +153,9 @@ void cmi_brk_monitor_stop(struct cmicro_broker *b)
 	if (b->expiry_ev != NULL)
 		event_free(b->expiry_ev);
 	b->expiry_ev = NULL;
+	if (b->reload_ev != NULL)
+		event_free(b->reload_ev);
+	b->reload_ev = NULL;
 	cmi_http_server_free(b->metrics_server);
 	b->metrics_server = NULL;
 	free(b->metrics_address);

@@ -33,22 +33,27 @@ int cmi_brk_expiry_warn_days(void)
 }
 
 /* Fills b->cert_fingerprint ("AB:CD:...") and b->cert_not_after (RFC 3339
- * UTC) from the certificate the listener serves. */
+ * UTC) from the certificate the listener serves. Under the broker's lock,
+ * because a reload rewrites them while subscriptions read them. */
 static void sc_identity_facts(struct cmicro_broker *b, X509 *x)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
+	char fingerprint[sizeof(b->cert_fingerprint)] = "";
+	char not_after[sizeof(b->cert_not_after)] = "";
 	struct tm tm;
 
-	b->cert_fingerprint[0] = '\0';
-	b->cert_not_after[0] = '\0';
 	if (X509_digest(x, EVP_sha256(), md, &len) == 1) {
 		for (unsigned int i = 0; i < len; i++)
-			cmi_append(b->cert_fingerprint, sizeof(b->cert_fingerprint), "%s%02X",
-				   i ? ":" : "", md[i]);
+			cmi_append(fingerprint, sizeof(fingerprint), "%s%02X", i ? ":" : "",
+				   md[i]);
 	}
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
-		strftime(b->cert_not_after, sizeof(b->cert_not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		strftime(not_after, sizeof(not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pthread_mutex_lock(&b->lock);
+	memcpy(b->cert_fingerprint, fingerprint, sizeof(fingerprint));
+	memcpy(b->cert_not_after, not_after, sizeof(not_after));
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void sc_check_name(struct cmicro_broker *b, X509 *x)
@@ -84,12 +89,12 @@ static void sc_check_usage(struct cmicro_broker *b, X509 *x)
 
 void cmi_brk_self_check(struct cmicro_broker *b)
 {
-	X509 *x = b->server_ctx ? SSL_CTX_get0_certificate(cmicro_tls_context_ssl_ctx(b->server_ctx))
-				: NULL;
+	X509 *x = b->server_ctx ? cmi_tls_context_own_cert(b->server_ctx) : NULL;
 
 	if (x == NULL)
 		return;
 	sc_identity_facts(b, x);
 	sc_check_name(b, x);
 	sc_check_usage(b, x);
+	X509_free(x);
 }

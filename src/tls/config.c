@@ -53,7 +53,10 @@ static struct cmicro_tls_config *config_alloc(enum cmicro_tls_verify mode, const
 	if (cfg == NULL)
 		return NULL;
 	cfg->ca_certs = sk_X509_new_null();
-	if (cfg->ca_certs == NULL) {
+	cfg->mem_ca_certs = sk_X509_new_null();
+	if (cfg->ca_certs == NULL || cfg->mem_ca_certs == NULL) {
+		sk_X509_free(cfg->ca_certs);
+		sk_X509_free(cfg->mem_ca_certs);
 		free(cfg);
 		cmi_error_ossl(CMICRO_ENOMEM, "out of memory creating a TLS configuration");
 		return NULL;
@@ -62,6 +65,8 @@ static struct cmicro_tls_config *config_alloc(enum cmicro_tls_verify mode, const
 	atomic_init(&cfg->frozen, false);
 	pthread_mutex_init(&cfg->lock, NULL);
 	pthread_mutex_init(&cfg->audit.lock, NULL);
+	pthread_mutex_init(&cfg->reload_lock, NULL);
+	atomic_init(&cfg->generation, 0);
 	cfg->verify = mode;
 	cfg->source = CMICRO_TLS_SOURCE_CODE;
 	cmi_fmt(cfg->source_text, sizeof(cfg->source_text), "%s", origin);
@@ -114,9 +119,16 @@ static void config_destroy(struct cmicro_tls_config *cfg)
 		free(cfg->ca_paths[i]);
 	free(cfg->ca_paths);
 	sk_X509_pop_free(cfg->ca_certs, X509_free);
+	sk_X509_pop_free(cfg->mem_ca_certs, X509_free);
 	cmicro_cert_free(cfg->cert);
+	for (size_t i = 0; i < cfg->n_retired; i++)
+		cmicro_cert_free(cfg->retired[i]);
+	free(cfg->retired);
 	free(cfg->cert_file);
 	free(cfg->key_file);
+	if (cfg->key_passphrase != NULL)
+		OPENSSL_cleanse(cfg->key_passphrase, strlen(cfg->key_passphrase));
+	free(cfg->key_passphrase);
 	free(cfg->server_name);
 	free(cfg->crl_file);
 	sk_X509_CRL_pop_free(cfg->crls, X509_CRL_free);
@@ -125,6 +137,7 @@ static void config_destroy(struct cmicro_tls_config *cfg)
 	free(cfg->audit.hashes);
 	free(cfg->audit.findings);
 	pthread_mutex_destroy(&cfg->audit.lock);
+	pthread_mutex_destroy(&cfg->reload_lock);
 	pthread_mutex_destroy(&cfg->lock);
 	free(cfg);
 }
@@ -316,7 +329,17 @@ CMICRO_API bool cmicro_tls_config_has_cert(const struct cmicro_tls_config *cfg)
 
 CMICRO_API const struct cmicro_cert *cmicro_tls_config_get_cert(const struct cmicro_tls_config *cfg)
 {
-	return cfg ? cfg->cert : NULL;
+	struct cmicro_tls_config *c = (struct cmicro_tls_config *)cfg;
+	const struct cmicro_cert *cert;
+
+	if (c == NULL)
+		return NULL;
+	/* The lock orders the read after a concurrent reload's write; the
+	 * pointer stays valid because reloads retire, not free, the old one. */
+	pthread_mutex_lock(&c->lock);
+	cert = c->cert;
+	pthread_mutex_unlock(&c->lock);
+	return cert;
 }
 
 CMICRO_API const char *cmicro_tls_config_get_cert_file(const struct cmicro_tls_config *cfg)

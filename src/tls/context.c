@@ -87,7 +87,6 @@ static int ctx_open_keylog(struct cmicro_tls_context *ctx)
 		                 "key log file %s cannot be opened for appending: %s; "
 		                 "fix the path or unset SSLKEYLOGFILE",
 		                 path, CMI_ERRNO_TEXT(errno));
-	SSL_CTX_set_keylog_callback(ctx->ssl_ctx, ctx_keylog_cb);
 	cmi_log(CMICRO_LOG_WARNING, "tls", "TLS-KEYLOG",
 	        "TLS session keys are written to %s "
 	        "(SSLKEYLOGFILE): anyone who can read that file can decrypt this node's traffic; "
@@ -223,10 +222,8 @@ int cmi_tls_session_resume(SSL *ssl, const char *key)
 /* The protocol floor, and options that close known weaknesses:
  * renegotiation (CVE-2009-3555 class attacks and a DoS vector; TLS 1.3 has
  * none) and compression (CRIME). */
-static int ctx_set_protocol(struct cmicro_tls_context *ctx)
+static int ctx_set_protocol(struct cmicro_tls_context *ctx, SSL_CTX *s)
 {
-	SSL_CTX *s = ctx->ssl_ctx;
-
 	if (!SSL_CTX_set_min_proto_version(s, ctx->cfg->min_version))
 		return cmi_error_ossl(CMICRO_ECRYPTO, "cannot set the minimum TLS version 0x%04x",
 		                      (unsigned)ctx->cfg->min_version);
@@ -239,7 +236,7 @@ static int ctx_set_protocol(struct cmicro_tls_context *ctx)
 	return 0;
 }
 
-static int ctx_set_identity(struct cmicro_tls_context *ctx, const struct cmicro_cert *id)
+static int ctx_set_identity(SSL_CTX *s, const struct cmicro_cert *id)
 {
 	char subject[256];
 
@@ -248,7 +245,7 @@ static int ctx_set_identity(struct cmicro_tls_context *ctx, const struct cmicro_
 	if (id->key == NULL)
 		return cmi_error(CMICRO_EKEY, "the identity certificate carries no private key; "
 		                              "load it with its key");
-	if (SSL_CTX_use_cert_and_key(ctx->ssl_ctx, id->x509, id->key, id->chain, 1) == 1)
+	if (SSL_CTX_use_cert_and_key(s, id->x509, id->key, id->chain, 1) == 1)
 		return 0;
 	cmi_tls_name_text(X509_get_subject_name(id->x509), subject, sizeof(subject));
 	return cmi_error_ossl(
@@ -263,9 +260,8 @@ static int ctx_set_identity(struct cmicro_tls_context *ctx, const struct cmicro_
  * off mode). A server requests client certificates per client_auth and
  * sends no CA list: Go clients then send their certificate whatever CA
  * issued it, instead of silently withholding it. */
-static int ctx_set_verify(struct cmicro_tls_context *ctx)
+static int ctx_set_verify(struct cmicro_tls_context *ctx, SSL_CTX *s)
 {
-	SSL_CTX *s = ctx->ssl_ctx;
 	int mode = SSL_VERIFY_PEER;
 
 	if (ctx->role == CMICRO_TLS_SERVER) {
@@ -279,10 +275,8 @@ static int ctx_set_verify(struct cmicro_tls_context *ctx)
 	return 0;
 }
 
-static int ctx_set_alpn_and_sessions(struct cmicro_tls_context *ctx)
+static int ctx_set_alpn_and_sessions(struct cmicro_tls_context *ctx, SSL_CTX *s)
 {
-	SSL_CTX *s = ctx->ssl_ctx;
-
 	if (ctx->role == CMICRO_TLS_CLIENT) {
 		/* SSL_CTX_set_alpn_protos returns 0 on success. */
 		if (SSL_CTX_set_alpn_protos(s, ctx_alpn, sizeof(ctx_alpn) - 1) != 0)
@@ -321,26 +315,61 @@ static int ctx_check_args(struct cmicro_tls_config *cfg, enum cmicro_tls_role ro
 	return 0;
 }
 
-static int ctx_build(struct cmicro_tls_context *ctx, const struct cmicro_cert *identity)
+/* Creates an OpenSSL context with every setting of ctx and identity id
+ * (NULL: none), but no trust store yet. */
+static int ctx_make(struct cmicro_tls_context *ctx, const struct cmicro_cert *id, SSL_CTX **out)
 {
+	SSL_CTX *s =
+	    SSL_CTX_new(ctx->role == CMICRO_TLS_CLIENT ? TLS_client_method() : TLS_server_method());
+	int rc;
+
+	if (s == NULL)
+		return cmi_error_ossl(CMICRO_ENOMEM, "cannot create an OpenSSL context");
+	SSL_CTX_set_app_data(s, ctx);
+	rc = ctx_set_protocol(ctx, s);
+	if (rc == 0)
+		rc = ctx_set_identity(s, id);
+	if (rc == 0)
+		rc = ctx_set_verify(ctx, s);
+	if (rc == 0)
+		rc = ctx_set_alpn_and_sessions(ctx, s);
+	if (rc != 0) {
+		SSL_CTX_free(s);
+		return rc;
+	}
+	if (ctx->keylog_fd >= 0)
+		SSL_CTX_set_keylog_callback(s, ctx_keylog_cb);
+	*out = s;
+	return 0;
+}
+
+/* The identity to present: the one given to cmicro_tls_context_new, else
+ * the configuration's (a held copy, so a reload cannot free it under us). */
+static struct cmicro_cert *ctx_identity(struct cmicro_tls_context *ctx)
+{
+	struct cmicro_cert *id = NULL;
+
+	if (ctx->identity != NULL)
+		(void)cmi_cert_ref_copy(ctx->identity, &id);
+	else
+		id = cmi_tls_config_cert_hold(ctx->cfg);
+	return id;
+}
+
+static int ctx_build(struct cmicro_tls_context *ctx)
+{
+	struct cmicro_cert *id;
 	X509_STORE *store;
 	int rc;
 
-	ctx->ssl_ctx =
-	    SSL_CTX_new(ctx->role == CMICRO_TLS_CLIENT ? TLS_client_method() : TLS_server_method());
-	if (ctx->ssl_ctx == NULL)
-		return cmi_error_ossl(CMICRO_ENOMEM, "cannot create an OpenSSL context");
-	SSL_CTX_set_app_data(ctx->ssl_ctx, ctx);
-
-	rc = ctx_set_protocol(ctx);
+	/* Read before the material, so a reload racing with this build is
+	 * seen as a newer generation at the next connection. */
+	ctx->generation = cmi_tls_config_generation(ctx->cfg);
+	id = ctx_identity(ctx);
+	rc = ctx_open_keylog(ctx);
 	if (rc == 0)
-		rc = ctx_set_identity(ctx, identity ? identity : ctx->cfg->cert);
-	if (rc == 0)
-		rc = ctx_set_verify(ctx);
-	if (rc == 0)
-		rc = ctx_set_alpn_and_sessions(ctx);
-	if (rc == 0)
-		rc = ctx_open_keylog(ctx);
+		rc = ctx_make(ctx, id, &ctx->ssl_ctx);
+	cmicro_cert_free(id);
 	if (rc != 0)
 		return rc;
 
@@ -351,6 +380,77 @@ static int ctx_build(struct cmicro_tls_context *ctx, const struct cmicro_cert *i
 		return CMICRO_ECRYPTO;
 	SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
 	return 0;
+}
+
+/* Drops the cached client sessions: resuming skips verification, and the
+ * trust they were verified under has just been replaced. */
+static void ctx_flush_sessions(struct cmicro_tls_context *ctx)
+{
+	pthread_mutex_lock(&ctx->session_lock);
+	for (size_t i = 0; i < CMI_TLS_SESSION_MAX; i++) {
+		free(ctx->sessions[i].key);
+		SSL_SESSION_free(ctx->sessions[i].session);
+		ctx->sessions[i].key = NULL;
+		ctx->sessions[i].session = NULL;
+		ctx->sessions[i].stamp = 0;
+	}
+	pthread_mutex_unlock(&ctx->session_lock);
+}
+
+/* Builds a new OpenSSL context from reloaded material (swap_lock held).
+ * Connections hold references to the old one, which lives until they end. */
+static void ctx_rebuild(struct cmicro_tls_context *ctx, unsigned generation)
+{
+	struct cmicro_cert *id = ctx_identity(ctx);
+	SSL_CTX *fresh = NULL;
+	X509_STORE *store;
+	int rc = ctx_make(ctx, id, &fresh);
+
+	cmicro_cert_free(id);
+	store = rc == 0 ? cmi_tls_config_freeze(ctx->cfg) : NULL;
+	if (store == NULL) {
+		SSL_CTX_free(fresh);
+		cmi_log(CMICRO_LOG_ERR, "tls", "TLS-RELOAD-FAILED",
+		        "cannot build a TLS context from the reloaded files: %s; connections keep "
+		        "the previous certificate and CAs",
+		        cmicro_last_errmsg());
+		ctx->generation = generation;
+		return;
+	}
+	SSL_CTX_set_cert_store(fresh, store);
+	SSL_CTX_free(ctx->ssl_ctx);
+	ctx->ssl_ctx = fresh;
+	ctx->generation = generation;
+	if (ctx->role == CMICRO_TLS_CLIENT)
+		ctx_flush_sessions(ctx);
+}
+
+/* Returns the current OpenSSL context with a new reference, rebuilding it
+ * first when the configuration was reloaded since it was built. */
+static SSL_CTX *ctx_current(struct cmicro_tls_context *ctx)
+{
+	unsigned generation = cmi_tls_config_generation(ctx->cfg);
+	SSL_CTX *s;
+
+	pthread_mutex_lock(&ctx->swap_lock);
+	if (generation != ctx->generation)
+		ctx_rebuild(ctx, generation);
+	s = ctx->ssl_ctx;
+	if (!SSL_CTX_up_ref(s))
+		s = NULL;
+	pthread_mutex_unlock(&ctx->swap_lock);
+	return s;
+}
+
+X509 *cmi_tls_context_own_cert(struct cmicro_tls_context *ctx)
+{
+	SSL_CTX *s = ctx != NULL ? ctx_current(ctx) : NULL;
+	X509 *x = s != NULL ? SSL_CTX_get0_certificate(s) : NULL;
+
+	if (x != NULL && !X509_up_ref(x))
+		x = NULL;
+	SSL_CTX_free(s);
+	return x;
 }
 
 CMICRO_API int cmicro_tls_context_new(struct cmicro_tls_config *cfg, enum cmicro_tls_role role,
@@ -369,8 +469,12 @@ CMICRO_API int cmicro_tls_context_new(struct cmicro_tls_config *cfg, enum cmicro
 	ctx->role = role;
 	ctx->keylog_fd = -1;
 	pthread_mutex_init(&ctx->session_lock, NULL);
+	pthread_mutex_init(&ctx->swap_lock, NULL);
 
-	rc = ctx_build(ctx, identity);
+	if (identity != NULL)
+		rc = cmi_cert_ref_copy(identity, &ctx->identity);
+	if (rc == 0)
+		rc = ctx_build(ctx);
 	if (rc != 0) {
 		cmicro_tls_context_free(ctx);
 		return rc;
@@ -387,11 +491,15 @@ CMICRO_API void cmicro_tls_context_free(struct cmicro_tls_context *ctx)
 		free(ctx->sessions[i].key);
 		SSL_SESSION_free(ctx->sessions[i].session);
 	}
+	/* Connections still open hold the context: their callbacks must find
+	 * no cmicro state rather than a freed one. */
 	if (ctx->ssl_ctx != NULL)
 		SSL_CTX_set_app_data(ctx->ssl_ctx, NULL);
 	SSL_CTX_free(ctx->ssl_ctx);
 	if (ctx->keylog_fd >= 0)
 		close(ctx->keylog_fd);
+	cmicro_cert_free(ctx->identity);
+	pthread_mutex_destroy(&ctx->swap_lock);
 	pthread_mutex_destroy(&ctx->session_lock);
 	cmicro_tls_config_free(ctx->cfg);
 	free(ctx);
@@ -454,13 +562,16 @@ CMICRO_API int cmicro_tls_ssl_new(struct cmicro_tls_context *ctx, const char *ho
 {
 	struct tls_ssl_data *data = NULL;
 	SSL *ssl = NULL;
+	SSL_CTX *s;
 	int rc;
 
 	if (ctx == NULL || out == NULL)
 		return cmi_error(CMICRO_EINVAL,
 		                 "cmicro_tls_ssl_new: context and out must be given");
 	*out = NULL;
-	ssl = SSL_new(ctx->ssl_ctx);
+	s = ctx_current(ctx);
+	ssl = s != NULL ? SSL_new(s) : NULL;
+	SSL_CTX_free(s);
 	if (ssl == NULL)
 		return cmi_error_ossl(CMICRO_ENOMEM, "cannot create an SSL object");
 	rc = ctx_ssl_data_new(ctx, host, peer_label, &data);

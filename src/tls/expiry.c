@@ -208,18 +208,24 @@ static void exp_check_peers(int warn_days, int64_t now)
 	free(peers);
 }
 
-void cmi_tls_expiry_check_config(const struct cmicro_tls_config *cfg, X509 *own,
-				 int warn_days, int64_t now)
+void cmi_tls_expiry_check_config(struct cmicro_tls_config *cfg, X509 *own, int warn_days,
+				 int64_t now)
 {
+	struct cmicro_cert *held = NULL;
+	STACK_OF(X509) *cas = cfg != NULL ? cmi_tls_config_cas_hold(cfg) : NULL;
+
 	atomic_store(&exp_warn_days, warn_days);
-	if (own == NULL && cfg != NULL && cfg->cert != NULL)
-		own = cfg->cert->x509;
+	if (own == NULL && cfg != NULL) {
+		held = cmi_tls_config_cert_hold(cfg);
+		own = held != NULL ? held->x509 : NULL;
+	}
 	if (own != NULL)
 		cmi_tls_expiry_check(own, CMI_EXPIRY_OWN, NULL, warn_days, now);
-	for (int i = 0; cfg != NULL && i < sk_X509_num(cfg->ca_certs); i++)
-		cmi_tls_expiry_check(sk_X509_value(cfg->ca_certs, i), CMI_EXPIRY_CA, NULL,
-				     warn_days, now);
+	for (int i = 0; i < sk_X509_num(cas); i++)
+		cmi_tls_expiry_check(sk_X509_value(cas, i), CMI_EXPIRY_CA, NULL, warn_days, now);
 	exp_check_peers(warn_days, now);
+	sk_X509_pop_free(cas, X509_free);
+	cmicro_cert_free(held);
 }
 
 void cmi_tls_expiry_observe(X509 *leaf, const char *peer)
@@ -252,28 +258,31 @@ int cmi_tls_expiry_peers(struct cmi_expiry_cert **out, size_t *n)
 	return 0;
 }
 
-int cmi_tls_expiry_config_cas(const struct cmicro_tls_config *cfg, struct cmi_expiry_cert **out,
+int cmi_tls_expiry_config_cas(struct cmicro_tls_config *cfg, struct cmi_expiry_cert **out,
 			      size_t *n)
 {
-	int total = cfg ? sk_X509_num(cfg->ca_certs) : 0;
-	struct cmi_expiry_cert *list;
+	STACK_OF(X509) *cas = cfg != NULL ? cmi_tls_config_cas_hold(cfg) : NULL;
+	int total = sk_X509_num(cas);
+	struct cmi_expiry_cert *list = NULL;
 	size_t count = 0;
+	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
-	if (total <= 0)
-		return 0;
-	list = cmi_calloc((size_t)total, sizeof(*list));
-	if (list == NULL)
-		return CMICRO_ENOMEM;
-	for (int i = 0; i < total; i++) {
-		if (cmi_tls_expiry_facts(sk_X509_value(cfg->ca_certs, i), CMI_EXPIRY_CA, NULL,
+	if (total > 0) {
+		list = cmi_calloc((size_t)total, sizeof(*list));
+		if (list == NULL)
+			rc = CMICRO_ENOMEM;
+	}
+	for (int i = 0; list != NULL && i < total; i++) {
+		if (cmi_tls_expiry_facts(sk_X509_value(cas, i), CMI_EXPIRY_CA, NULL,
 					 &list[count]) == 0)
 			count++;
 	}
+	sk_X509_pop_free(cas, X509_free);
 	*out = list;
 	*n = count;
-	return 0;
+	return rc;
 }
 
 void cmi_tls_expiry_reset(void)

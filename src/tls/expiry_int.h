@@ -68,7 +68,7 @@ enum cmi_expiry_stage cmi_tls_expiry_check(X509 *x, enum cmi_expiry_kind kind,
 
 /* Checks the configuration's own certificate (own, or cfg's when own is
  * NULL) and the CAs loaded from its CA files, then every peer seen. */
-void cmi_tls_expiry_check_config(const struct cmicro_tls_config *cfg, X509 *own,
+void cmi_tls_expiry_check_config(struct cmicro_tls_config *cfg, X509 *own,
 				 int warn_days, int64_t now);
 
 /*
@@ -83,7 +83,7 @@ void cmi_tls_expiry_observe(X509 *leaf, const char *peer);
 int cmi_tls_expiry_peers(struct cmi_expiry_cert **out, size_t *n);
 
 /* Copies the CAs loaded from cfg's CA files; as cmi_tls_expiry_peers. */
-int cmi_tls_expiry_config_cas(const struct cmicro_tls_config *cfg, struct cmi_expiry_cert **out,
+int cmi_tls_expiry_config_cas(struct cmicro_tls_config *cfg, struct cmi_expiry_cert **out,
 			      size_t *n);
 
 /* Forgets every remembered certificate and stage (tests only). */

@@ -1,6 +1,7 @@
 /* The node's own certificate and key: loading, matching and setting. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -23,12 +24,27 @@ static int identity_check_pair(X509 *x, EVP_PKEY *key, const char *cert_label,
 	                      key_label, cert_label, subject);
 }
 
+/* A key that other accounts can read is a key they can copy; the node still
+ * starts, as refusing would turn a permission slip into an outage. */
+static void identity_check_mode(const char *key_file)
+{
+	struct stat st;
+
+	if (stat(key_file, &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
+		return;
+	cmi_log(CMICRO_LOG_WARNING, "tls", "TLS-KEY-MODE",
+	        "private key file %s has mode %04o, so other accounts can read or change it; "
+	        "restrict it with chmod 600 %s",
+	        key_file, (unsigned)(st.st_mode & 07777), key_file);
+}
+
 static int identity_read_key(const char *key_file, const char *passphrase, EVP_PKEY **key)
 {
 	char *data = NULL;
 	size_t len = 0;
 	int rc;
 
+	identity_check_mode(key_file);
 	rc = cmi_read_file(key_file, CMI_TLS_FILE_MAX, &data, &len);
 	if (rc == 0)
 		rc = cmi_pem_read_key(data, len, key_file, passphrase, key);
@@ -77,14 +93,23 @@ out:
 }
 
 /* Replaces the identity of cfg (takes ownership of cert in every case). */
+static void identity_free_secret(char *s)
+{
+	if (s != NULL)
+		OPENSSL_cleanse(s, strlen(s));
+	free(s);
+}
+
 static int identity_set(struct cmicro_tls_config *cfg, const char *setter, struct cmicro_cert *cert,
-                        const char *cert_file, const char *key_file)
+                        const char *cert_file, const char *key_file, const char *passphrase)
 {
 	char *cert_copy = cert_file ? cmi_strdup(cert_file) : NULL;
 	char *key_copy = key_file ? cmi_strdup(key_file) : NULL;
+	char *pass_copy = passphrase ? cmi_strdup(passphrase) : NULL;
 	int rc;
 
-	if ((cert_file != NULL && cert_copy == NULL) || (key_file != NULL && key_copy == NULL)) {
+	if ((cert_file != NULL && cert_copy == NULL) || (key_file != NULL && key_copy == NULL) ||
+	    (passphrase != NULL && pass_copy == NULL)) {
 		rc = CMICRO_ENOMEM;
 		goto out;
 	}
@@ -95,16 +120,20 @@ static int identity_set(struct cmicro_tls_config *cfg, const char *setter, struc
 	free(cfg->cert_file);
 	free(cfg->key_file);
 	cfg->cert = cert;
+	identity_free_secret(cfg->key_passphrase);
 	cfg->cert_file = cert_copy;
 	cfg->key_file = key_copy;
+	cfg->key_passphrase = pass_copy;
 	cert = NULL;
 	cert_copy = NULL;
 	key_copy = NULL;
+	pass_copy = NULL;
 	cmi_tls_config_unlock(cfg);
 out:
 	cmicro_cert_free(cert);
 	free(cert_copy);
 	free(key_copy);
+	identity_free_secret(pass_copy);
 	return rc;
 }
 
@@ -124,11 +153,11 @@ CMICRO_API int cmicro_tls_config_set_cert_files(struct cmicro_tls_config *cfg,
 		rc = cmi_tls_load_identity(cert_file, key_file, passphrase, &cert);
 	if (rc != 0)
 		return rc;
-	return identity_set(cfg, "cmicro_tls_config_set_cert_files", cert, cert_file, key_file);
+	return identity_set(cfg, "cmicro_tls_config_set_cert_files", cert, cert_file, key_file,
+	                    passphrase);
 }
 
-/* Copies a certificate with references to its OpenSSL objects. */
-static int identity_copy(const struct cmicro_cert *src, struct cmicro_cert **out)
+int cmi_cert_ref_copy(const struct cmicro_cert *src, struct cmicro_cert **out)
 {
 	STACK_OF(X509) *chain = X509_chain_up_ref(src->chain);
 
@@ -138,7 +167,7 @@ static int identity_copy(const struct cmicro_cert *src, struct cmicro_cert **out
 		sk_X509_pop_free(chain, X509_free);
 		return cmi_error_ossl(CMICRO_EINTERNAL, "cannot reference a certificate");
 	}
-	if (!EVP_PKEY_up_ref(src->key)) {
+	if (src->key != NULL && !EVP_PKEY_up_ref(src->key)) {
 		X509_free(src->x509);
 		sk_X509_pop_free(chain, X509_free);
 		return cmi_error_ossl(CMICRO_EINTERNAL, "cannot reference a private key");
@@ -162,8 +191,8 @@ CMICRO_API int cmicro_tls_config_set_cert(struct cmicro_tls_config *cfg,
 		                 "one that cmicro generated");
 	rc = identity_check_pair(cert->x509, cert->key, "(in memory)", "(in memory)");
 	if (rc == 0)
-		rc = identity_copy(cert, &copy);
+		rc = cmi_cert_ref_copy(cert, &copy);
 	if (rc != 0)
 		return rc;
-	return identity_set(cfg, "cmicro_tls_config_set_cert", copy, NULL, NULL);
+	return identity_set(cfg, "cmicro_tls_config_set_cert", copy, NULL, NULL, NULL);
 }

@@ -51,17 +51,31 @@ struct cmicro_tls_config {
 
 	char **ca_paths; /* files and directories, in the order added */
 	size_t n_ca_paths;
-	STACK_OF(X509) *ca_certs; /* every trusted certificate loaded so far */
+	STACK_OF(X509) *ca_certs;     /* every trusted certificate loaded so far */
+	STACK_OF(X509) *mem_ca_certs; /* the ones given in memory, kept by reloads */
 
 	struct cmicro_cert *cert; /* own identity with key, or NULL */
 	char *cert_file;
 	char *key_file;
+	char *key_passphrase; /* kept for reloads; cleansed when freed */
 	char *server_name;
 	char *crl_file;
 	STACK_OF(X509_CRL) *crls;
 	char *keylog_file;
 
-	X509_STORE *store; /* built once, when the configuration is frozen */
+	X509_STORE *store; /* built when the configuration is frozen, rebuilt by reloads */
+
+	/* Reloading (reload.c). cert, ca_certs, crls and store change only
+	 * under lock, and each change bumps generation, which contexts compare
+	 * to rebuild their OpenSSL context before the next connection. */
+	pthread_mutex_t reload_lock; /* one reload at a time */
+	atomic_uint generation;
+	uint64_t files_stamp; /* of the files behind the material in use */
+	uint64_t failed_stamp; /* of the last files that failed to load; 0 if none */
+	/* Replaced identities, kept until the configuration is freed because
+	 * cmicro_tls_config_get_cert hands out borrowed pointers. */
+	struct cmicro_cert **retired;
+	size_t n_retired;
 
 	_Atomic uint64_t reason_counts[CMICRO_TLS_REASON_COUNT];
 	struct tls_audit_set audit;
@@ -74,9 +88,12 @@ struct tls_session_entry {
 };
 
 struct cmicro_tls_context {
-	SSL_CTX *ssl_ctx;
+	SSL_CTX *ssl_ctx; /* guarded by swap_lock once built */
 	struct cmicro_tls_config *cfg; /* held */
 	enum cmicro_tls_role role;
+	struct cmicro_cert *identity; /* given to cmicro_tls_context_new, or NULL */
+	pthread_mutex_t swap_lock;
+	unsigned generation; /* of the configuration material ssl_ctx was built from */
 
 	int keylog_fd; /* -1 when no key log */
 
@@ -163,6 +180,28 @@ void cmi_tls_verify_chain(struct cmicro_tls_config *cfg, X509_STORE *store,
                           enum cmicro_tls_role role, const char *host, X509 *leaf,
                           STACK_OF(X509) *sent, struct cmicro_tls_verdict *verdict);
 
+
+/* Returns a reference-holding copy of the configuration's identity (NULL
+ * when it has none or out of memory) and of its trusted certificates
+ * (NULL only out of memory), safe against a concurrent reload. */
+struct cmicro_cert *cmi_tls_config_cert_hold(struct cmicro_tls_config *cfg);
+STACK_OF(X509) *cmi_tls_config_cas_hold(struct cmicro_tls_config *cfg);
+
+/* A fingerprint of the configuration's files' metadata (not content). */
+uint64_t cmi_tls_config_files_stamp(const struct cmicro_tls_config *cfg);
+
+/* Counts reloads that replaced the material; contexts compare it. */
+unsigned cmi_tls_config_generation(struct cmicro_tls_config *cfg);
+
+/* Copies src, taking references to its OpenSSL objects. */
+int cmi_cert_ref_copy(const struct cmicro_cert *src, struct cmicro_cert **out);
+
+/* Reads a CA file or directory path into certs (appending). */
+int cmi_tls_trust_read_path(const char *path, STACK_OF(X509) *certs);
+
+/* Builds a trust store from the given parts. */
+int cmi_tls_trust_build(bool system_roots, STACK_OF(X509) *cas, STACK_OF(X509_CRL) *crls,
+                        const char *crl_file, X509_STORE **out);
 
 /* Returns the printable form of an untrusted value for a message: control
  * characters escaped, truncated to fit. */

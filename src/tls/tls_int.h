@@ -103,6 +103,18 @@ int cmi_tls_ssl_set_peer(SSL *ssl, const char *address, const char *node_id);
 void cmi_tls_record_failure(struct cmicro_tls_config *cfg, const char *address,
 			    const char *node_id, enum cmicro_tls_reason reason, const char *message);
 
+/*
+ * Polls the files of a frozen configuration: reloads them (as
+ * cmicro_tls_config_reload) once a change has stayed the same for one whole
+ * poll interval. *seen carries the last stamp between calls (start at 0).
+ * Returns the reload's error, which has already been logged.
+ */
+int cmi_tls_config_poll(struct cmicro_tls_config *cfg, uint64_t *seen, bool *changed);
+
+/* Returns the certificate ctx presents now, with a new reference (release
+ * with X509_free), or NULL. */
+X509 *cmi_tls_context_own_cert(struct cmicro_tls_context *ctx);
+
 /* Formats name as RFC 2253 text ("CN=node,O=Micro"), the form every cmicro
  * message uses; "(unnamed)" when it cannot. */
 void cmi_tls_name_text(const X509_NAME *name, char *buf, size_t size);

@@ -107,6 +107,16 @@ CMICRO_API int cmicro_tls_config_add_ca_cert(struct cmicro_tls_config *cfg,
 		return cmi_error_ossl(CMICRO_ENOMEM, "out of memory adding a CA to the trust");
 	}
 	rc = trust_add(cfg, "cmicro_tls_config_add_ca_cert", NULL, one);
+	if (rc == 0 && cmi_tls_config_lock(cfg, "cmicro_tls_config_add_ca_cert") == 0) {
+		/* Remembered apart from the files, so that reloads keep it. */
+		if (!X509_up_ref(ca->x509))
+			rc = cmi_error_ossl(CMICRO_EINTERNAL, "cannot reference a CA certificate");
+		else if (!sk_X509_push(cfg->mem_ca_certs, ca->x509)) {
+			X509_free(ca->x509);
+			rc = cmi_error_ossl(CMICRO_ENOMEM, "out of memory adding a CA to the trust");
+		}
+		cmi_tls_config_unlock(cfg);
+	}
 	sk_X509_free(one);
 	return rc;
 }
@@ -182,6 +192,28 @@ static int trust_read_dir(const char *path, STACK_OF(X509) *all)
 	return rc;
 }
 
+int cmi_tls_trust_read_path(const char *path, STACK_OF(X509) *certs)
+{
+	STACK_OF(X509) *found = NULL;
+	char *damaged = NULL;
+	struct stat st;
+	int rc;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return trust_read_dir(path, certs);
+	rc = cmi_pem_read_cert_file(path, &found, &damaged);
+	if (rc != 0)
+		return rc;
+	if (damaged != NULL)
+		cmi_log(CMICRO_LOG_WARNING, "tls", "TLS-CA-DAMAGED",
+		        "skipped damaged blocks of CA file %s (%d certificates loaded): %s", path,
+		        sk_X509_num(found), damaged);
+	rc = trust_move(certs, found);
+	sk_X509_pop_free(found, X509_free);
+	free(damaged);
+	return rc;
+}
+
 CMICRO_API int cmicro_tls_config_add_ca_dir(struct cmicro_tls_config *cfg, const char *path)
 {
 	STACK_OF(X509) *all;
@@ -242,14 +274,15 @@ out:
 /* X509_STORE_set_default_paths reads SSL_CERT_FILE and SSL_CERT_DIR (else
  * OpenSSL's built-in paths), which is also how Go finds its system roots on
  * Linux, so one fleet environment serves both. */
-static int trust_build_store(struct cmicro_tls_config *cfg, X509_STORE **out)
+int cmi_tls_trust_build(bool system_roots, STACK_OF(X509) *cas, STACK_OF(X509_CRL) *crls,
+                        const char *crl_file, X509_STORE **out)
 {
 	X509_STORE *store = X509_STORE_new();
 	int rc = 0;
 
 	if (store == NULL)
 		return cmi_error_ossl(CMICRO_ENOMEM, "out of memory creating the trust store");
-	if (cfg->system_roots && !X509_STORE_set_default_paths(store)) {
+	if (system_roots && !X509_STORE_set_default_paths(store)) {
 		rc =
 		    cmi_error_ossl(CMICRO_ECRYPTO,
 		                   "cannot load the system CA roots (SSL_CERT_FILE "
@@ -257,16 +290,16 @@ static int trust_build_store(struct cmicro_tls_config *cfg, X509_STORE **out)
 		                   "package");
 		goto out;
 	}
-	for (int i = 0; rc == 0 && i < sk_X509_num(cfg->ca_certs); i++) {
-		if (!X509_STORE_add_cert(store, sk_X509_value(cfg->ca_certs, i)))
+	for (int i = 0; rc == 0 && i < sk_X509_num(cas); i++) {
+		if (!X509_STORE_add_cert(store, sk_X509_value(cas, i)))
 			rc = cmi_error_ossl(CMICRO_ECRYPTO, "cannot add a CA to the trust store");
 	}
-	for (int i = 0; rc == 0 && i < sk_X509_CRL_num(cfg->crls); i++) {
-		if (!X509_STORE_add_crl(store, sk_X509_CRL_value(cfg->crls, i)))
+	for (int i = 0; rc == 0 && i < sk_X509_CRL_num(crls); i++) {
+		if (!X509_STORE_add_crl(store, sk_X509_CRL_value(crls, i)))
 			rc = cmi_error_ossl(CMICRO_ECRYPTO,
 			                    "cannot add a CRL of %s to the trust "
 			                    "store",
-			                    cfg->crl_file);
+			                    crl_file);
 	}
 out:
 	if (rc != 0) {
@@ -283,13 +316,19 @@ X509_STORE *cmi_tls_config_freeze(struct cmicro_tls_config *cfg)
 	X509_STORE *store = NULL;
 
 	pthread_mutex_lock(&cfg->lock);
-	if (cfg->store == NULL && trust_build_store(cfg, &cfg->store) != 0)
+	if (cfg->store == NULL &&
+	    cmi_tls_trust_build(cfg->system_roots, cfg->ca_certs, cfg->crls, cfg->crl_file,
+	                        &cfg->store) != 0)
 		goto out;
 	if (!X509_STORE_up_ref(cfg->store)) {
 		cmi_error_ossl(CMICRO_EINTERNAL, "cannot reference the trust store");
 		goto out;
 	}
 	store = cfg->store;
+	/* No reload runs before the first freeze, so the stamp needs no
+	 * reload_lock here (taking it under lock would invert their order). */
+	if (!atomic_load(&cfg->frozen))
+		cfg->files_stamp = cmi_tls_config_files_stamp(cfg);
 	atomic_store(&cfg->frozen, true);
 out:
 	pthread_mutex_unlock(&cfg->lock);

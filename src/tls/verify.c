@@ -87,7 +87,10 @@ int cmi_tls_verify_cb(X509_STORE_CTX *store_ctx, void *arg)
 
 	if (ctx->role == CMICRO_TLS_CLIENT)
 		host = cfg->server_name ? cfg->server_name : (data ? data->host : NULL);
-	cmi_tls_verify_chain(cfg, cfg->store, ctx->role, host, X509_STORE_CTX_get0_cert(store_ctx),
+	/* The connection's own store: after a reload, connections opened
+	 * before it finish with the trust they started with. */
+	cmi_tls_verify_chain(cfg, X509_STORE_CTX_get0_store(store_ctx), ctx->role, host,
+	                     X509_STORE_CTX_get0_cert(store_ctx),
 	                     X509_STORE_CTX_get0_untrusted(store_ctx), v);
 	v->accepted = v->reason == CMICRO_TLS_REASON_NONE || cfg->verify == CMICRO_TLS_VERIFY_AUDIT;
 	if (data != NULL)

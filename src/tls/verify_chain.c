@@ -291,7 +291,7 @@ static int chain_prepare(X509_STORE_CTX *sctx, struct cmicro_tls_config *cfg)
 	X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(sctx);
 	unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
 
-	if (sk_X509_CRL_num(cfg->crls) > 0)
+	if (cfg->crl_file != NULL)
 		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
 	X509_VERIFY_PARAM_set_auth_level(param, 2);
 	if (!X509_VERIFY_PARAM_set_flags(param, flags))
