@@ -150,7 +150,10 @@ static void lc_stop_threads(struct cmicro_broker *b)
 	cmi_brk_workers_stop(b);
 	cmi_brk_ctl_stop(b);
 	if (b->connected && b->base != NULL) {
-		event_base_loopbreak(b->base);
+		/* loopexit, not loopbreak: event_base_loop clears a break
+		 * requested before the I/O thread entered it, and would then
+		 * run forever, while the exit is an event the loop still runs. */
+		event_base_loopexit(b->base, NULL);
 		pthread_join(b->loop_thread, NULL);
 	}
 	b->connected = false;

@@ -77,8 +77,9 @@ static int mon_listener(struct cmicro_broker *b)
 	return 0;
 }
 
-/* Seconds between two looks at the TLS files: MICRO_TLS_RELOAD_INTERVAL,
- * 0 turning reloading off. Returns -1 for a value that is not a number. */
+/* Returns the seconds between two checks of the TLS files
+ * (MICRO_TLS_RELOAD_INTERVAL, where 0 turns reloading off), or -1 for an
+ * invalid value. */
 static int mon_reload_interval(void)
 {
 	const char *env = cmi_getenv("MICRO_TLS_RELOAD_INTERVAL");
@@ -98,8 +99,8 @@ static int mon_reload_interval(void)
 	return -1;
 }
 
-/* After a reload the node checks its new certificate as at start, and the
- * metrics and expiry warnings follow it. */
+/* Checks the files and, after a reload, runs the start-up self-check on
+ * the new certificate and updates the metrics and expiry warnings. */
 static void mon_reload_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cmicro_broker *b = arg;

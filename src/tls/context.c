@@ -343,8 +343,9 @@ static int ctx_make(struct cmicro_tls_context *ctx, const struct cmicro_cert *id
 	return 0;
 }
 
-/* The identity to present: the one given to cmicro_tls_context_new, else
- * the configuration's (a held copy, so a reload cannot free it under us). */
+/* Returns a held copy of the identity to present: the one given to
+ * cmicro_tls_context_new, else the configuration's. The copy keeps it alive
+ * through a concurrent reload. */
 static struct cmicro_cert *ctx_identity(struct cmicro_tls_context *ctx)
 {
 	struct cmicro_cert *id = NULL;
