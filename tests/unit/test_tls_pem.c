@@ -16,6 +16,9 @@
 struct fixture {
 	char *dir;
 	char path[512];
+	/* Receives what fx_read reads: a local variable there would make gcc -O3
+	 * warn that the result may point to it (-Wdangling-pointer). */
+	char *read;
 };
 
 static char *fx_path(struct fixture *fx, const char *name)
@@ -48,10 +51,9 @@ static void fx_selfsigned(struct fixture *fx, const char *name, const char *cn)
 
 static char *fx_read(struct fixture *fx, const char *name, size_t *len)
 {
-	char *data = NULL;
-
-	TK_OK(cmi_read_file(fx_path(fx, name), 1 << 20, &data, len));
-	return data;
+	fx->read = NULL;
+	TK_OK(cmi_read_file(fx_path(fx, name), 1 << 20, &fx->read, len));
+	return fx->read;
 }
 
 static int setup(void **state)
