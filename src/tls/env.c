@@ -323,6 +323,23 @@ static int env_client_auth(struct cmicro_tls_config *cfg)
 	return 0;
 }
 
+static int env_min_version(struct cmicro_tls_config *cfg)
+{
+	const char *value = env_get("MICRO_TLS_MIN_VERSION");
+	char shown[96];
+	int version;
+
+	if (value == NULL)
+		return 0;
+	if (cmi_tls_parse_version(value, &version) != 0)
+		return cmi_error(CMICRO_ECONFIG,
+		                 "MICRO_TLS_MIN_VERSION=\"%s\" is not recognised; accepted values "
+		                 "are 1.2 and 1.3 (TLS 1.0 and 1.1 are never allowed)",
+		                 cmi_tls_printable(value, shown, sizeof(shown)));
+	cfg->min_version = version;
+	return 0;
+}
+
 /* Logs, once per process, a MICRO_TLS_INSECURE value that has no effect:
  * one that is not recognised, or true while MICRO_TLS_SECURE asks for
  * verification (true, audit or an unknown value, which fails closed). */
@@ -370,6 +387,8 @@ static int env_apply(struct cmicro_tls_config *cfg)
 	int rc;
 
 	rc = env_client_auth(cfg);
+	if (rc == 0)
+		rc = env_min_version(cfg);
 	if (rc == 0)
 		rc = env_identity(cfg);
 	if (rc == 0 && ca != NULL)

@@ -366,11 +366,11 @@ static int pem_no_key_error(const char *data, size_t len, const char *label, int
 	if (pem_is_blank(data, len))
 		return cmi_error(CMICRO_EKEY,
 		                 "key %s is empty; give a PEM private key file "
-		                 "(-----BEGIN PRIVATE KEY-----)",
+		                 "(one that `openssl pkey -in FILE -noout` reads)",
 		                 label);
 	return cmi_error(CMICRO_EKEY,
-	                 "%s contains no PEM private key (no -----BEGIN PRIVATE "
-	                 "KEY----- line); give a PEM key file, or convert a DER key with `openssl "
+	                 "%s contains no PEM private key (no BEGIN line of a private key "
+	                 "block); give a PEM key file, or convert a DER key with `openssl "
 	                 "pkey -inform DER -in %s -out %s.pem`",
 	                 label, label, label);
 }

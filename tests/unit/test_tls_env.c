@@ -11,7 +11,7 @@
 
 static const char *const env_vars[] = {
     "MICRO_TLS_SECURE",   "MICRO_TLS_INSECURE",    "MICRO_TLS_CA_FILE", "MICRO_TLS_CERT_FILE",
-    "MICRO_TLS_KEY_FILE", "MICRO_TLS_CLIENT_AUTH", "SSLKEYLOGFILE",
+    "MICRO_TLS_KEY_FILE", "MICRO_TLS_CLIENT_AUTH", "SSLKEYLOGFILE", "MICRO_TLS_MIN_VERSION",
 };
 
 static char *tmp;
@@ -388,6 +388,38 @@ static void test_env_client_auth_values(void **state)
 	TK_CONTAINS(cmicro_last_errmsg(), "none, request and require");
 }
 
+static void test_env_min_version_values_parsed(void **state)
+{
+	static const struct {
+		const char *text;
+		int version;
+	} ok[] = {
+	    {"1.2", CMICRO_TLS_1_2}, {"1.3", CMICRO_TLS_1_3}, {"TLSv1.3", CMICRO_TLS_1_3},
+	    {"0x0304", CMICRO_TLS_1_3}, {"", CMICRO_TLS_1_2},
+	};
+	static const char *const bad[] = {"1.1", "1.0", "ssl3", "latest"};
+	struct cmicro_tls_config *cfg = NULL;
+	char want[96];
+
+	(void)state;
+	for (size_t i = 0; i < CMI_ARRAY_LEN(ok); i++) {
+		setenv("MICRO_TLS_MIN_VERSION", ok[i].text, 1);
+		TK_OK(cmicro_tls_config_from_env(&cfg));
+		if (cmicro_tls_config_get_min_version(cfg) != ok[i].version)
+			fail_msg("MICRO_TLS_MIN_VERSION=\"%s\" gave 0x%04x, expected 0x%04x",
+			         ok[i].text, cmicro_tls_config_get_min_version(cfg), ok[i].version);
+		cmicro_tls_config_free(cfg);
+	}
+	for (size_t i = 0; i < CMI_ARRAY_LEN(bad); i++) {
+		setenv("MICRO_TLS_MIN_VERSION", bad[i], 1);
+		TK_FAIL(cmicro_tls_config_from_env(&cfg), CMICRO_ECONFIG);
+		snprintf(want, sizeof(want), "MICRO_TLS_MIN_VERSION=\"%s\" is not recognised",
+		         bad[i]);
+		TK_CONTAINS(cmicro_last_errmsg(), want);
+		TK_CONTAINS(cmicro_last_errmsg(), "1.2 and 1.3");
+	}
+}
+
 static void test_env_keylog_file_honoured(void **state)
 {
 	struct cmicro_tls_config *cfg = NULL;
@@ -437,6 +469,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_env_cert_and_key_loaded, reset),
 	    cmocka_unit_test_setup(test_env_ca_file_list_split, reset),
 	    cmocka_unit_test_setup(test_env_client_auth_values, reset),
+	    cmocka_unit_test_setup(test_env_min_version_values_parsed, reset),
 	    cmocka_unit_test_setup(test_env_keylog_file_honoured, reset),
 	    cmocka_unit_test_setup(test_env_unknown_insecure_value_warns, reset),
 	    cmocka_unit_test_setup(test_env_insecure_under_secure_noted_once, reset),
