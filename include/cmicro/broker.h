@@ -16,9 +16,46 @@
  *
  * Ordering. The messages of one subscription are handled one at a time, in
  * the order their requests arrived; different subscriptions run in
- * parallel. Delivery is at least once: a message whose delivery timed out
- * may still have reached its handler and is sent again from the backlog.
- * A message sent again from the backlog can arrive after newer messages.
+ * parallel. A message sent again from the backlog can arrive after newer
+ * messages.
+ *
+ * Delivery guarantees. A message is delivered when every broadcast node
+ * of its topic and one member of every queue group of its topic, as listed
+ * in the registry at its last attempt, responded with 2xx. Delivery is at least
+ * once: a message whose delivery timed out may still have reached its
+ * handler, and is sent again with the same Micro-Id header.
+ *
+ * Without an outbox, undelivered messages wait in an in-memory backlog
+ * and are dropped (counted in stats.dropped and logged as BROKER-DROPPED)
+ * when: the topic's backlog holds backlog_max messages and a newer one
+ * fails (the oldest goes); retry_max_attempts attempts have failed; a node
+ * responded 400 or 413, which no retry changes; the broker disconnects or
+ * the process ends. A process that ends loses its backlog.
+ *
+ * With an outbox (outbox_path or MICRO_BROKER_OUTBOX), publish first
+ * stores the envelope in an SQLite file and commits it, synced to disk
+ * (SQLite synchronous=FULL), so once publish has returned 0 the message
+ * survives the end of the process, SIGKILL included. The row is removed when the
+ * message is delivered, or when a node responded 400 or 413 (then it is
+ * dropped, counted and logged). It is retried with backoff, without the
+ * retry_max_attempts and backlog_max limits, and a disconnect leaves it in
+ * the file: the next connect of a broker with the same outbox sends every
+ * stored message again, skipping the nodes and queue groups recorded as
+ * having it. The file is created with mode 0600 (an existing one is
+ * changed to 0600) and locked through "<path>.lock" for the broker's
+ * lifetime: a second process or broker opening it fails with CMICRO_EBUSY.
+ * When the file holds outbox_max_messages messages or outbox_max_bytes
+ * bytes, publish fails with CMICRO_ELIMIT and nothing older is dropped;
+ * when it cannot be written (disk full, read-only), publish fails with
+ * CMICRO_EIO. In both cases the message was not stored and is not sent. A
+ * stored row that is invalid (the file was edited or damaged) is logged as
+ * BROKER-OUTBOX-BAD-ROW, kept and not sent.
+ *
+ * De-duplication. With dedup (or MICRO_BROKER_DEDUP=true) each
+ * subscription remembers the Micro-Id of the last dedup_window messages
+ * its handler accepted, and responds 200 to a repeat without calling the
+ * handler again (counted in stats.duplicates). The window lives in
+ * memory: a restarted subscriber handles a repeat again.
  */
 #ifndef CMICRO_BROKER_H
 #define CMICRO_BROKER_H
@@ -49,7 +86,9 @@ CMICRO_API CMICRO_NODISCARD int cmicro_message_dup(const struct cmicro_message *
 						   struct cmicro_message **out);
 
 /* Sets (replaces) a header; key and value are copied and must be valid
- * UTF-8, because they travel as JSON strings. */
+ * UTF-8, because they travel as JSON strings. A key or value containing CR
+ * or LF fails with CMICRO_EINVAL naming the header; a subscriber
+ * responds 400 to a received message with such a header. */
 CMICRO_API CMICRO_NODISCARD int cmicro_message_set_header(struct cmicro_message *msg,
 							  const char *key, const char *value);
 /* Returns a header value (borrowed), or NULL. */
@@ -132,6 +171,22 @@ struct cmicro_broker_opts {
 	 * again at 7 days and 1 day); 1 to 3650, 0 uses
 	 * MICRO_TLS_EXPIRY_WARN_DAYS, else 30. */
 	int expiry_warn_days;
+	/* Path of a durable outbox file (see "Delivery guarantees" above);
+	 * NULL uses MICRO_BROKER_OUTBOX, and no outbox is kept when that is
+	 * unset too. */
+	const char *outbox_path;
+	/* Limits of the outbox: messages and envelope bytes (JSON, body in
+	 * base64) held at once; defaults 10000 and 64 MiB. Past either,
+	 * publish fails with CMICRO_ELIMIT. */
+	size_t outbox_max_messages;
+	size_t outbox_max_bytes;
+	/* Drop messages whose Micro-Id a subscription has handled recently:
+	 * the broker responds 200 to them without calling the handler again, and
+	 * counted in duplicates. Also MICRO_BROKER_DEDUP=true. */
+	bool dedup;
+	/* Ids remembered per subscription when dedup is on; default 4096, at
+	 * most 16777216. Each costs about 28 bytes. */
+	int dedup_window;
 };
 
 /* Fills opts with zeros, which means every default. */
@@ -182,6 +237,12 @@ typedef int (*cmicro_handler_fn)(void *user, const char *topic, const struct cmi
 struct cmicro_subscription;
 
 /*
+ * Topics, for publish and subscribe: 1 to 255 bytes of UTF-8 without
+ * spaces, ASCII control characters (0x00 to 0x1F, 0x7F) or C1 controls
+ * (U+0080 to U+009F). Any other topic fails with CMICRO_EINVAL naming the
+ * problem. Letters, digits and punctuation such as ".", "-", "_", "/" and
+ * ":" are allowed.
+ *
  * Subscribes to topic and registers it: service "micro.http.broker" with
  * version queue, or "ff.http.broadcast" when queue is NULL or "". Every
  * broadcast subscription receives each message; one member of a queue
@@ -247,8 +308,11 @@ struct cmicro_publication;
 /*
  * Publishes msg (copied) to topic and returns at once: encoding happens now,
  * the registry look-up and the deliveries on the broker's threads, so this
- * never waits on the network. out may be NULL when the caller does not need
- * the result. The broker must be connected.
+ * never waits on the network. With an outbox it waits for the message to be
+ * committed to the file. The message carries a Micro-Id header: the one msg
+ * has (an empty one fails with CMICRO_EINVAL), else a random UUID version
+ * 4. out may be NULL when the caller does not need the result. The broker
+ * must be connected.
  */
 CMICRO_API CMICRO_NODISCARD int cmicro_broker_publish(struct cmicro_broker *b, const char *topic,
 						      const struct cmicro_message *msg,
@@ -287,6 +351,8 @@ struct cmicro_broker_stats {
 	uint64_t received;    /* requests that reached a handler */
 	uint64_t handler_errors; /* handler calls that returned an error */
 	uint64_t rejected;    /* requests answered 4xx or 503 by this subscriber side */
+	uint64_t duplicates;  /* requests given 200 without a handler call (dedup) */
+	uint64_t outbox;      /* messages in the outbox now, this broker's and earlier ones */
 };
 
 CMICRO_API void cmicro_broker_get_stats(const struct cmicro_broker *b,

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "broker/outbox_int.h"
 
 struct brk_topic {
 	struct brk_topic *next;
@@ -33,11 +33,46 @@ struct brk_logged {
 	enum cmicro_tls_reason reason;
 };
 
+/* Removes m's outbox row once no further attempt will be made. A failure
+ * only means the message is sent once more on the next connect. */
+static void bl_outbox_remove(struct cmicro_broker *b, struct brk_msg *m)
+{
+	if (m->outbox_seq <= 0 || cmi_outbox_delete(b->outbox, m->outbox_seq, m->len) == 0)
+		return;
+	cmi_brk_log_limited(&b->rl_outbox, CMICRO_LOG_WARNING, "BROKER-OUTBOX-DELETE",
+			    "cannot remove message %s of topic %s from outbox %s: %s; it is sent "
+			    "again on the next connect",
+			    m->id, m->topic, b->outbox_path, cmicro_last_errmsg());
+}
+
+/* Stores which nodes have m after a partial delivery, so a restart sends
+ * it only to the others. */
+static void bl_outbox_progress(struct cmicro_broker *b, struct brk_msg *m)
+{
+	if (m->outbox_seq <= 0 || !m->got_changed)
+		return;
+	m->got_changed = false;
+	if (cmi_outbox_set_got(b->outbox, m->outbox_seq, m->got_nodes, m->n_got_nodes,
+			       m->got_queues, m->n_got_queues) != 0)
+		cmi_brk_log_limited(&b->rl_outbox, CMICRO_LOG_WARNING, "BROKER-OUTBOX-UPDATE",
+				    "cannot record the nodes that have message %s in outbox %s: "
+				    "%s; after a restart they may get it again",
+				    m->id, b->outbox_path, cmicro_last_errmsg());
+}
+
 void cmi_brk_drop(struct cmicro_broker *b, struct brk_msg *m, const char *why)
 {
+	/* A disconnect leaves an outbox message in the file for the next
+	 * connect, so it is not given up. */
+	if (b->closing && m->outbox_seq > 0) {
+		b->outbox_kept++;
+		cmi_brk_msg_finish(b, m, CMICRO_ECLOSED, false);
+		return;
+	}
 	cmi_brk_log_limited(&b->rl_drop, CMICRO_LOG_WARNING, "BROKER-DROPPED",
-			    "dropped a message of topic %s after %d attempts: %s", m->topic,
-			    m->attempts, why);
+			    "dropped message %s of topic %s after %d attempts: %s", m->id,
+			    m->topic, m->attempts, why);
+	bl_outbox_remove(b, m);
 	cmi_brk_msg_finish(b, m, b->closing ? CMICRO_ECLOSED : CMICRO_ELIMIT, true);
 }
 
@@ -137,6 +172,7 @@ static size_t bl_account(struct cmicro_broker *b, struct brk_msg *m, int *first_
 		atomic_fetch_add(&b->stats.delivered, 1);
 		cmi_brk_metrics_count(b, m->topic, CMI_METRIC_DELIVERED);
 		m->ever_delivered = true;
+		m->got_changed = true;
 		bl_log_recovery(b, t);
 		if (t->queue != NULL)
 			bl_remember(&m->got_queues, &m->n_got_queues, t->queue);
@@ -223,7 +259,9 @@ static void bl_push(struct cmicro_broker *b, struct brk_msg *m)
 		cmi_brk_drop(b, m, "out of memory for the backlog");
 		return;
 	}
-	if (t->count >= (size_t)b->opts.backlog_max) {
+	/* With an outbox, its limits bound the backlog, and publish fails
+	 * past them instead of an old message being dropped here. */
+	if (t->count >= (size_t)b->opts.backlog_max && b->outbox == NULL) {
 		struct brk_msg *oldest = t->head;
 
 		t->head = oldest->next;
@@ -302,8 +340,10 @@ void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m)
 	size_t failed = bl_account(b, m, &first_err);
 	bool complete = failed == 0 && (m->n_targets > 0 || m->ever_delivered);
 	bool rejected = !complete && bl_failed_for_good(m, why, sizeof(why));
+	/* An outbox message is retried until delivered: dropping it would
+	 * lose what the outbox promised to keep. */
 	bool keep = !complete && !rejected && !b->closing &&
-		    m->attempts < b->opts.retry_max_attempts;
+		    (m->attempts < b->opts.retry_max_attempts || m->outbox_seq > 0);
 	int err = m->n_targets == 0 ? CMICRO_ENOTFOUND : first_err;
 
 	if (m->pub != NULL) {
@@ -314,6 +354,7 @@ void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m)
 	bl_clear_targets(m);
 	if (complete) {
 		bl_after_success(b, m);
+		bl_outbox_remove(b, m);
 		cmi_brk_msg_finish(b, m, 0, false);
 	} else if (b->closing) {
 		cmi_brk_drop(b, m, "the broker disconnected");
@@ -326,6 +367,7 @@ void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m)
 			cmi_brk_log_limited(&b->rl_drop, CMICRO_LOG_WARNING, "BROKER-NO-TARGETS",
 					    "topic %s: %s; the message waits in the backlog",
 					    m->topic, m->resolve_error);
+		bl_outbox_progress(b, m);
 		bl_push(b, m);
 	}
 }
@@ -360,6 +402,12 @@ void cmi_brk_loop_shutdown(struct cmicro_broker *b)
 		free(t->name);
 		free(t);
 	}
+	if (b->outbox_kept > 0)
+		cmi_log(CMICRO_LOG_NOTICE, "broker", "BROKER-OUTBOX-KEPT",
+			"%zu undelivered messages stay in outbox %s and are sent on the next "
+			"connect",
+			b->outbox_kept, b->outbox_path);
+	b->outbox_kept = 0;
 	while (b->logged != NULL) {
 		struct brk_logged *l = b->logged;
 

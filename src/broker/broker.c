@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "broker/metrics_int.h"
+#include "broker/outbox_int.h"
 
 #define BRK_DEFAULT_ADDRESS "127.0.0.1:0"
 
@@ -45,6 +46,11 @@ static int brk_apply_defaults(struct cmicro_broker_opts *o)
 						"to 3650; use 0 for MICRO_TLS_EXPIRY_WARN_DAYS or the "
 						"default of 30",
 				 o->expiry_warn_days);
+	if (o->dedup_window < 0 || o->dedup_window > (1 << 24))
+		return cmi_error(CMICRO_EINVAL, "dedup_window %d is not a number of ids from 1 to "
+						"16777216; use 0 for the default of 4096",
+				 o->dedup_window);
+	o->dedup_window = opt_default(o->dedup_window, 4096);
 	o->register_ttl_s = opt_default(o->register_ttl_s, 60);
 	o->register_interval_s = opt_default(o->register_interval_s, 30);
 	return 0;
@@ -94,6 +100,36 @@ static int brk_metrics_settings(struct cmicro_broker *b, const struct cmicro_bro
 	return b->metrics_conf ? 0 : CMICRO_ENOMEM;
 }
 
+/* Opens the outbox of the option or MICRO_BROKER_OUTBOX, and reads
+ * MICRO_BROKER_DEDUP. Opening at creation holds the outbox's lock for the
+ * broker's lifetime and reports a bad path before anything is published. */
+static int brk_delivery_settings(struct cmicro_broker *b, const struct cmicro_broker_opts *opts)
+{
+	const char *env = cmi_getenv("MICRO_BROKER_DEDUP");
+	const char *path = opts->outbox_path;
+	int v = env ? cmi_parse_bool(env) : 0;
+	int rc;
+
+	if (v < 0)
+		return cmi_error(CMICRO_ECONFIG, "MICRO_BROKER_DEDUP=\"%.100s\" is not a boolean; set "
+						 "true to drop duplicate messages by Micro-Id, or unset it",
+				 env);
+	b->dedup = opts->dedup || v == 1;
+	if (path == NULL || path[0] == '\0')
+		path = cmi_getenv("MICRO_BROKER_OUTBOX");
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	b->outbox_path = cmi_strdup(path);
+	if (b->outbox_path == NULL)
+		return CMICRO_ENOMEM;
+	rc = cmi_outbox_open(path, opts->outbox_max_messages, opts->outbox_max_bytes, &b->outbox);
+	if (rc != 0)
+		return rc;
+	b->opts.outbox_max_messages = b->outbox->max_messages;
+	b->opts.outbox_max_bytes = b->outbox->max_bytes;
+	return 0;
+}
+
 static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_opts *opts)
 {
 	const char *env = cmi_getenv("MICRO_BROKER_ADDRESS");
@@ -119,6 +155,8 @@ static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_
 		rc = brk_metrics_settings(b, opts);
 	if (rc == 0)
 		rc = cmi_brk_metrics_new(&b->metrics);
+	if (rc == 0)
+		rc = brk_delivery_settings(b, opts);
 	if (rc != 0)
 		return rc;
 	b->expiry_warn_days = opts->expiry_warn_days > 0 ? opts->expiry_warn_days
@@ -159,6 +197,8 @@ CMICRO_API int cmicro_broker_new(const struct cmicro_broker_opts *opts,
 	b->opts.metrics = b->metrics_on;
 	b->opts.metrics_address = b->metrics_conf;
 	b->opts.expiry_warn_days = b->expiry_warn_days;
+	b->opts.outbox_path = b->outbox_path;
+	b->opts.dedup = b->dedup;
 	*out = b;
 	return 0;
 }
@@ -176,6 +216,8 @@ CMICRO_API void cmicro_broker_free(struct cmicro_broker *b)
 	cmicro_registry_free(b->reg);
 	cmicro_tls_config_free(b->tls);
 	cmi_brk_metrics_free(b->metrics);
+	cmi_outbox_close(b->outbox);
+	free(b->outbox_path);
 	free(b->metrics_conf);
 	free(b->address_conf);
 	free(b->address);
@@ -220,6 +262,13 @@ CMICRO_API void cmicro_broker_get_stats(const struct cmicro_broker *b,
 	s->received = atomic_load(&b->stats.received);
 	s->handler_errors = atomic_load(&b->stats.handler_errors);
 	s->rejected = atomic_load(&b->stats.rejected);
+	s->duplicates = atomic_load(&b->stats.duplicates);
+	if (b->outbox != NULL) {
+		size_t n = 0;
+
+		cmi_outbox_usage(b->outbox, &n, NULL);
+		s->outbox = n;
+	}
 }
 
 static void deadline_after(struct timespec *ts, int timeout_ms)

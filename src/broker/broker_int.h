@@ -29,9 +29,34 @@ struct cmicro_message {
 	size_t body_len;
 };
 
+/* The header that carries a message's unique id: go-micro's client sets it
+ * on every published event, and subscribers de-duplicate by it. */
+#define CMI_ID_HEADER "Micro-Id"
+
+/* Maximum length of a topic accepted by publish and subscribe, in bytes. Node ids are
+ * "<topic>-<broker id>", so this keeps them under 300 bytes. */
+#define CMI_TOPIC_MAX 255
+
 /* Returns true for a topic that can travel in the envelope: non-empty
  * UTF-8. */
 bool cmi_topic_valid(const char *topic);
+
+/* Checks the topic rule of publish and subscribe: 1 to CMI_TOPIC_MAX bytes
+ * of UTF-8 without spaces, ASCII control characters or C1 controls.
+ * Returns CMICRO_EINVAL with a detail message naming the problem. */
+int cmi_topic_check(const char *topic);
+
+/* A window of the ids of recently handled messages (dedup.c). It keeps a
+ * 128-bit digest of each id, so memory is fixed by the window size. Not
+ * thread-safe: one subscription's handler thread uses it at a time. */
+struct cmi_dedup;
+
+int cmi_dedup_new(size_t window, struct cmi_dedup **out);
+void cmi_dedup_free(struct cmi_dedup *d);
+/* Returns true when id is among the last window ids added. */
+bool cmi_dedup_seen(const struct cmi_dedup *d, const char *id);
+/* Adds id, forgetting the oldest id once the window is full. */
+void cmi_dedup_add(struct cmi_dedup *d, const char *id);
 
 /*
  * Encodes msg as go-micro's broker envelope with the Micro-Topic header set
@@ -79,6 +104,7 @@ struct brk_msg;
 struct brk_topic;
 struct brk_logged;
 struct cmi_brk_metrics;
+struct cmi_outbox;
 
 /* Seconds between two log lines of one rate-limited kind. */
 #define BRK_LOG_INTERVAL_S 5.0
@@ -124,6 +150,9 @@ struct brk_msg {
 	size_t n_targets;
 	size_t n_done;
 	char resolve_error[256];        /* why no target could be looked up */
+	char *id;                       /* the Micro-Id header inside json */
+	long long outbox_seq;           /* its outbox row, or 0 without an outbox */
+	bool got_changed;               /* got_nodes or got_queues grew this attempt */
 };
 
 void cmi_brk_msg_free(struct brk_msg *m);
@@ -150,6 +179,7 @@ struct cmicro_subscription {
 	bool running;
 	pthread_t runner;
 	struct brk_ratelimit rl_error; /* used by the one thread running it */
+	struct cmi_dedup *dedup;       /* NULL unless the broker de-duplicates */
 };
 
 struct cmicro_publication {
@@ -164,7 +194,7 @@ struct cmicro_publication {
 
 struct brk_counters {
 	atomic_uint_least64_t published, delivered, failed, backlogged, retried, dropped, backlog;
-	atomic_uint_least64_t received, handler_errors, rejected;
+	atomic_uint_least64_t received, handler_errors, rejected, duplicates;
 };
 
 struct cmicro_broker {
@@ -215,11 +245,18 @@ struct cmicro_broker {
 	struct event *reload_ev; /* polls the TLS files (monitor.c) */
 	uint64_t reload_seen;
 
+	/* Durable outbox (outbox.c) and duplicate dropping, fixed at creation. */
+	struct cmi_outbox *outbox;  /* NULL without one */
+	char *outbox_path;
+	bool dedup;
+	struct brk_ratelimit rl_outbox;
+
 	/* Loop thread only. */
 	struct brk_topic *topics;
 	struct brk_logged *logged;
 	struct brk_ratelimit rl_drop, rl_reject;
 	bool closing;
+	size_t outbox_kept; /* messages left in the outbox by this disconnect */
 };
 
 /* address.c */

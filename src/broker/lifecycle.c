@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker/metrics_int.h"
+#include "broker/outbox_int.h"
 
 /* Creates the certificate a TLS subscriber presents when its configuration
  * has none: for the listen host, or for every local IP (go-micro's
@@ -111,6 +112,78 @@ static int lc_setup(struct cmicro_broker *b)
 	return rc;
 }
 
+static int lc_copy_list(char ***dst, size_t *n_dst, char **src, size_t n)
+{
+	if (n == 0)
+		return 0;
+	*dst = cmi_calloc(n, sizeof(**dst));
+	if (*dst == NULL)
+		return CMICRO_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		(*dst)[i] = cmi_strdup(src[i]);
+		if ((*dst)[i] == NULL)
+			return CMICRO_ENOMEM;
+		(*n_dst)++;
+	}
+	return 0;
+}
+
+/* Queues one stored message for delivery, as a retry of an earlier
+ * publish: the same envelope, so the same Micro-Id. */
+static int lc_outbox_row(void *user, const struct cmi_outbox_row *row)
+{
+	struct cmicro_broker *b = user;
+	struct brk_msg *m = cmi_calloc(1, sizeof(*m));
+	int rc = m ? 0 : CMICRO_ENOMEM;
+
+	/* The envelope is copied by length: deliveries send m->len bytes. */
+	if (rc == 0 && ((m->topic = cmi_strdup(row->topic)) == NULL ||
+			(m->id = cmi_strdup(row->id)) == NULL ||
+			(m->json = cmi_calloc(1, row->len + 1)) == NULL))
+		rc = CMICRO_ENOMEM;
+	if (rc == 0)
+		memcpy(m->json, row->envelope, row->len);
+	if (rc == 0)
+		rc = lc_copy_list(&m->got_nodes, &m->n_got_nodes, row->got_nodes, row->n_got_nodes);
+	if (rc == 0)
+		rc = lc_copy_list(&m->got_queues, &m->n_got_queues, row->got_queues,
+				  row->n_got_queues);
+	if (rc != 0) {
+		cmi_brk_msg_free(m);
+		return rc;
+	}
+	m->broker = b;
+	m->len = row->len;
+	m->outbox_seq = row->seq;
+	m->retry = true;
+	m->ever_delivered = row->n_got_nodes > 0 || row->n_got_queues > 0;
+	pthread_mutex_lock(&b->lock);
+	b->pending++;
+	pthread_mutex_unlock(&b->lock);
+	cmi_brk_ctl_push(b, m);
+	return 0;
+}
+
+/* Sends again what the outbox holds. Runs before the threads start, so no
+ * publish of this connect can be loaded and sent twice. */
+static int lc_outbox_load(struct cmicro_broker *b)
+{
+	size_t skipped = 0, count = 0;
+	int rc;
+
+	if (b->outbox == NULL)
+		return 0;
+	cmi_outbox_usage(b->outbox, &count, NULL);
+	rc = cmi_outbox_load(b->outbox, lc_outbox_row, b, &skipped);
+	if (rc != 0)
+		return rc;
+	if (count > 0)
+		cmi_log(CMICRO_LOG_INFO, "broker", "BROKER-OUTBOX-LOADED",
+			"sending %zu undelivered messages from outbox %s again%s", count - skipped,
+			b->outbox_path, skipped > 0 ? " (some rows are invalid, see above)" : "");
+	return 0;
+}
+
 static int lc_start_threads(struct cmicro_broker *b)
 {
 	int rc;
@@ -145,6 +218,9 @@ static void lc_teardown(struct cmicro_broker *b)
 	b->base = NULL;
 }
 
+/* NOTE: messages still queued for the control thread when it stops are
+ * counted in stats.dropped even when an outbox keeps them for the next
+ * connect, because cmi_brk_ctl_stop finishes them as drops. */
 static void lc_stop_threads(struct cmicro_broker *b)
 {
 	cmi_brk_workers_stop(b);
@@ -174,6 +250,8 @@ CMICRO_API int cmicro_broker_connect(struct cmicro_broker *b)
 	pthread_mutex_unlock(&b->lock);
 
 	rc = lc_setup(b);
+	if (rc == 0)
+		rc = lc_outbox_load(b);
 	if (rc == 0)
 		rc = lc_start_threads(b);
 	if (rc != 0) {

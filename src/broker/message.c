@@ -69,6 +69,22 @@ static int msg_check_utf8(const char *what, const char *s)
 	return 0;
 }
 
+/* Rejects CR and LF, which would let a header that some node copies into an
+ * HTTP header or a log line split it. NUL cannot occur: keys and values
+ * are C strings, and the JSON decoder rejects \u0000. */
+static int msg_check_line(const char *key, const char *what, const char *s)
+{
+	const char *bad = strpbrk(s, "\r\n");
+
+	if (bad == NULL)
+		return 0;
+	return cmi_error(CMICRO_EINVAL, "message header \"%.64s\": its %s contains a %s at byte "
+					"%zu; header keys and values must be one line, so remove "
+					"the line break or encode the value (base64)",
+			 key, what, *bad == '\r' ? "carriage return (CR)" : "line feed (LF)",
+			 (size_t)(bad - s));
+}
+
 static int msg_insert(struct cmicro_message *msg, size_t at, char *key, char *value)
 {
 	if (msg->n_headers == msg->cap_headers) {
@@ -101,6 +117,10 @@ CMICRO_API int cmicro_message_set_header(struct cmicro_message *msg, const char 
 	rc = msg_check_utf8("key", key);
 	if (rc == 0)
 		rc = msg_check_utf8("value", value);
+	if (rc == 0)
+		rc = msg_check_line(key, "key", key);
+	if (rc == 0)
+		rc = msg_check_line(key, "value", value);
 	if (rc != 0)
 		return rc;
 
@@ -199,5 +219,50 @@ CMICRO_API int cmicro_message_dup(const struct cmicro_message *msg, struct cmicr
 		return rc;
 	}
 	*out = copy;
+	return 0;
+}
+
+/* Returns the offset of the first byte that breaks the topic rule, or -1.
+ * C1 controls are U+0080 to U+009F, encoded as 0xC2 0x80 to 0xC2 0x9F. */
+static long topic_bad_byte(const char *topic)
+{
+	for (size_t i = 0; topic[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)topic[i];
+
+		if (c <= 0x20 || c == 0x7f)
+			return (long)i;
+		if (c == 0xc2 && (unsigned char)topic[i + 1] >= 0x80 &&
+		    (unsigned char)topic[i + 1] <= 0x9f)
+			return (long)i;
+	}
+	return -1;
+}
+
+int cmi_topic_check(const char *topic)
+{
+	size_t len = topic ? strlen(topic) : 0;
+	long bad;
+
+	if (len == 0)
+		return cmi_error(CMICRO_EINVAL, "topic is %s; use a non-empty name such as "
+						"\"orders\"",
+				 topic ? "empty" : "NULL");
+	if (!cmi_topic_valid(topic))
+		return cmi_error(CMICRO_EINVAL, "topic of %zu bytes is not valid UTF-8; use a UTF-8 "
+						"name",
+				 len);
+	bad = topic_bad_byte(topic);
+	if (bad >= 0)
+		/* Only the part before the bad byte is quoted, so the message
+		 * itself stays one clean line. */
+		return cmi_error(CMICRO_EINVAL, "topic \"%.*s\" is followed by %s at byte %ld; "
+						"topics may not contain spaces or control characters, "
+						"so use for example \"-\" or \".\" instead",
+				 (int)(bad < 64 ? bad : 64), topic,
+				 topic[bad] == ' ' ? "a space" : "a control character", bad);
+	if (len > CMI_TOPIC_MAX)
+		return cmi_error(CMICRO_EINVAL, "topic \"%.64s...\" is %zu bytes long; the maximum "
+						"is %d bytes, so use a shorter name",
+				 topic, len, CMI_TOPIC_MAX);
 	return 0;
 }

@@ -10,7 +10,7 @@
 #include <event2/http.h>
 #include <openssl/rand.h>
 
-#include "broker/broker_int.h"
+#include "broker/outbox_int.h"
 
 static void pub_release(struct cmicro_publication *pub)
 {
@@ -113,19 +113,71 @@ void cmi_brk_msg_free(struct brk_msg *m)
 	pub_release(m->pub);
 	free(m->topic);
 	free(m->json);
+	free(m->id);
 	free(m);
+}
+
+/* Encodes msg with a Micro-Id header added at its sorted position. The
+ * copy shares the strings and the body of msg, so nothing large is
+ * copied. */
+static int pub_encode_with_id(const struct cmicro_message *msg, const char *topic,
+			      const char *id, struct brk_msg *m)
+{
+	struct cmicro_message view = *msg;
+	size_t at = 0;
+	int rc;
+
+	while (at < msg->n_headers && strcmp(msg->headers[at].key, CMI_ID_HEADER) < 0)
+		at++;
+	view.headers = cmi_calloc(msg->n_headers + 1, sizeof(*view.headers));
+	if (view.headers == NULL)
+		return CMICRO_ENOMEM;
+	/* A message without headers has a NULL array, which memcpy must not
+	 * get even for zero bytes. */
+	for (size_t i = 0; i < msg->n_headers; i++)
+		view.headers[i < at ? i : i + 1] = msg->headers[i];
+	view.headers[at].key = (char *)CMI_ID_HEADER;
+	view.headers[at].value = (char *)id;
+	view.n_headers = view.cap_headers = msg->n_headers + 1;
+	rc = cmi_message_encode(&view, topic, &m->json, &m->len);
+	free(view.headers);
+	return rc;
+}
+
+/* Encodes msg, keeping a caller-set Micro-Id or adding a random UUID, so
+ * every retry of the message carries the same id. */
+static int pub_encode(const struct cmicro_message *msg, const char *topic, struct brk_msg *m)
+{
+	const char *id = cmicro_message_get_header(msg, CMI_ID_HEADER);
+	char uuid[40];
+	int rc;
+
+	if (id != NULL && id[0] == '\0')
+		return cmi_error(CMICRO_EINVAL, "message header Micro-Id is empty; remove it to get "
+						"a random id, or set a unique one");
+	if (id != NULL) {
+		m->id = cmi_strdup(id);
+		return m->id ? cmi_message_encode(msg, topic, &m->json, &m->len) : CMICRO_ENOMEM;
+	}
+	rc = cmi_brk_new_id(uuid, sizeof(uuid));
+	if (rc == 0 && (m->id = cmi_strdup(uuid)) == NULL)
+		rc = CMICRO_ENOMEM;
+	return rc == 0 ? pub_encode_with_id(msg, topic, uuid, m) : rc;
 }
 
 static int pub_make_msg(const char *topic, const struct cmicro_message *msg,
 			struct brk_msg **out)
 {
-	struct brk_msg *m = cmi_calloc(1, sizeof(*m));
-	int rc;
+	struct brk_msg *m;
+	int rc = cmi_topic_check(topic);
 
 	*out = NULL;
+	if (rc != 0)
+		return rc;
+	m = cmi_calloc(1, sizeof(*m));
 	if (m == NULL)
 		return CMICRO_ENOMEM;
-	rc = cmi_message_encode(msg, topic, &m->json, &m->len);
+	rc = pub_encode(msg, topic, m);
 	if (rc == 0 && (m->topic = cmi_strdup(topic)) == NULL)
 		rc = CMICRO_ENOMEM;
 	if (rc != 0) {
@@ -168,6 +220,23 @@ static int pub_submit(struct cmicro_broker *b, struct brk_msg *m)
 	return 0;
 }
 
+/* Undoes a publish that was not handed to the broker's threads. */
+static void pub_abort(struct cmicro_broker *b, struct brk_msg *m,
+		      struct cmicro_publication **out)
+{
+	/* A failed publish stores nothing, so the caller may simply retry. */
+	if (m->outbox_seq > 0 && cmi_outbox_delete(b->outbox, m->outbox_seq, m->len) != 0)
+		cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-OUTBOX-DELETE",
+			"cannot remove message %s from outbox %s after a failed publish: %s; it is "
+			"sent on the next connect",
+			m->id, b->outbox_path, cmicro_last_errmsg());
+	if (out != NULL && *out != NULL) {
+		pub_release(*out);
+		*out = NULL;
+	}
+	cmi_brk_msg_free(m);
+}
+
 static int pub_common(struct cmicro_broker *b, const char *topic,
 		      const struct cmicro_message *msg, cmicro_publish_fn fn, void *user,
 		      struct cmicro_publication **out)
@@ -178,7 +247,7 @@ static int pub_common(struct cmicro_broker *b, const char *topic,
 	if (b == NULL || msg == NULL)
 		return cmi_error(CMICRO_EINVAL, "cmicro_broker_publish: broker and message must not "
 						"be NULL");
-	rc = pub_make_msg(topic ? topic : "", msg, &m);
+	rc = pub_make_msg(topic, msg, &m);
 	if (rc != 0)
 		return rc;
 	if (out != NULL || fn != NULL) {
@@ -190,14 +259,14 @@ static int pub_common(struct cmicro_broker *b, const char *topic,
 		if (out != NULL)
 			*out = m->pub;
 	}
-	rc = pub_submit(b, m);
-	if (rc != 0) {
-		if (out != NULL) {
-			pub_release(*out);
-			*out = NULL;
-		}
-		cmi_brk_msg_free(m);
-	}
+
+	/* Committed before publish returns: from here on a crash loses nothing. */
+	if (b->outbox != NULL)
+		rc = cmi_outbox_put(b->outbox, m->id, m->topic, m->json, m->len, &m->outbox_seq);
+	if (rc == 0)
+		rc = pub_submit(b, m);
+	if (rc != 0)
+		pub_abort(b, m, out);
 	return rc;
 }
 

@@ -55,6 +55,8 @@ static int sub_new(struct cmicro_broker *b, const char *topic, const char *queue
 	rc = (sub->topic && sub->node_id && sub->address && (!queue || !queue[0] || sub->queue))
 		     ? sub_build_service(sub, b)
 		     : CMICRO_ENOMEM;
+	if (rc == 0 && b->dedup)
+		rc = cmi_dedup_new((size_t)b->opts.dedup_window, &sub->dedup);
 	if (rc != 0) {
 		cmi_brk_sub_release(sub);
 		return rc;
@@ -68,6 +70,7 @@ void cmi_brk_sub_release(struct cmicro_subscription *sub)
 	if (sub == NULL || atomic_fetch_sub(&sub->refs, 1) != 1)
 		return;
 	cmicro_service_free(sub->svc);
+	cmi_dedup_free(sub->dedup);
 	free(sub->topic);
 	free(sub->queue);
 	free(sub->node_id);
@@ -82,11 +85,7 @@ static int sub_check_args(struct cmicro_broker *b, const char *topic, cmicro_han
 		return cmi_error(CMICRO_EINVAL, "cmicro_broker_subscribe: broker, handler and out "
 						"must not be NULL");
 	*out = NULL;
-	if (!cmi_topic_valid(topic))
-		return cmi_error(CMICRO_EINVAL, "topic \"%.64s\" is empty or not valid UTF-8; use a "
-						"non-empty UTF-8 name",
-				 topic ? topic : "(null)");
-	return 0;
+	return cmi_topic_check(topic);
 }
 
 CMICRO_API int cmicro_broker_subscribe(struct cmicro_broker *b, const char *topic,

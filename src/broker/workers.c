@@ -48,13 +48,36 @@ static struct cmicro_subscription *wk_next(struct cmicro_broker *b)
 	return sub;
 }
 
+/* Returns true when sub handled a message with the same Micro-Id recently.
+ * Only a handler's success records the id, so a message whose handler
+ * failed is handled again when the publisher retries it. A message without
+ * the header (from a publisher that sets none) always reaches the handler. */
+static bool wk_duplicate(struct cmicro_broker *b, struct cmicro_subscription *sub,
+			 const struct brk_delivery *d)
+{
+	const char *id = sub->dedup ? cmicro_message_get_header(d->msg, CMI_ID_HEADER) : NULL;
+
+	if (id == NULL || !cmi_dedup_seen(sub->dedup, id))
+		return false;
+	atomic_fetch_add(&b->stats.duplicates, 1);
+	cmi_log(CMICRO_LOG_DEBUG, "broker", "BROKER-DUPLICATE",
+		"message %s of topic %s was handled before by node %s; responded 200 without "
+		"calling the handler",
+		id, d->topic, sub->node_id);
+	return true;
+}
+
 static int wk_call(struct cmicro_broker *b, struct cmicro_subscription *sub,
 		   struct brk_delivery *d)
 {
 	int rc;
 
+	if (wk_duplicate(b, sub, d))
+		return 0;
 	atomic_fetch_add(&b->stats.received, 1);
 	rc = sub->fn(sub->user, d->topic, d->msg);
+	if (rc == 0 && sub->dedup != NULL)
+		cmi_dedup_add(sub->dedup, cmicro_message_get_header(d->msg, CMI_ID_HEADER));
 	if (rc != 0) {
 		atomic_fetch_add(&b->stats.handler_errors, 1);
 		cmi_brk_log_limited(&sub->rl_error, CMICRO_LOG_WARNING, "BROKER-HANDLER-ERROR",

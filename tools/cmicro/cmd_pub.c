@@ -15,6 +15,8 @@ struct pub_args {
 	const char *headers[PUB_MAX_HEADERS];
 	int n_headers;
 	bool wait;
+	bool drain; /* send what the outbox holds, publish nothing new */
+	const char *outbox;
 	int timeout_s;
 };
 
@@ -22,16 +24,24 @@ static void pub_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: cmicro pub TOPIC MESSAGE|- [--header K=V]... [--wait] [--timeout S]\n"
+		"                  [--outbox FILE]\n"
+		"       cmicro pub --drain [--outbox FILE] [--timeout S]\n"
 		"\n"
 		"Publishes MESSAGE to every subscriber of TOPIC, or one message per line of\n"
 		"standard input with \"-\". Undelivered messages are retried until delivered or\n"
-		"until the timeout, before the command exits.\n"
-		"  --header K=V   add a message header (repeatable)\n"
+		"until the timeout, before the command exits. Each message gets a random\n"
+		"Micro-Id header unless --header Micro-Id=ID sets one.\n"
+		"  --header K=V   add a message header (repeatable; no line breaks)\n"
 		"  --wait         print the delivery to each node (ok, or failed with the reason)\n"
 		"  --timeout S    seconds to wait for results and retries (default 10)\n"
+		"  --outbox FILE  store each message in the SQLite outbox FILE before sending it\n"
+		"                 and keep it there until every subscriber has it, so messages\n"
+		"                 not delivered by the timeout (or by a killed process) are sent\n"
+		"                 by the next run with this outbox (default MICRO_BROKER_OUTBOX)\n"
+		"  --drain        publish nothing new: send what the outbox holds and exit\n"
 		"\n"
-		"Exit status: 0 every message delivered, 1 some message reached no node,\n"
-		"2 usage or setup error.\n");
+		"Exit status: 0 every message delivered, 1 some message reached no node (with\n"
+		"an outbox it stays there), 2 usage or setup error.\n");
 }
 
 static int pub_option(struct pub_args *a, const char *arg, const char *value)
@@ -52,12 +62,37 @@ static int pub_option(struct pub_args *a, const char *arg, const char *value)
 		a->timeout_s = (int)t;
 		return 0;
 	}
+	if (strcmp(arg, "--outbox") == 0) {
+		a->outbox = value;
+		return 0;
+	}
 	if (strchr(value, '=') == NULL || value[0] == '=' || a->n_headers == PUB_MAX_HEADERS) {
 		cli_error("--header \"%s\" is not KEY=VALUE (at most %d headers)", value,
 			  PUB_MAX_HEADERS);
 		return -1;
 	}
 	a->headers[a->n_headers++] = value;
+	return 0;
+}
+
+static int pub_check(struct pub_args *a)
+{
+	const char *env = getenv("MICRO_BROKER_OUTBOX");
+
+	if (a->outbox == NULL && env != NULL && env[0] != '\0')
+		a->outbox = env;
+	if (a->drain && a->outbox == NULL) {
+		cli_error("--drain needs an outbox; give --outbox FILE or set MICRO_BROKER_OUTBOX");
+		return -1;
+	}
+	if (a->drain && a->topic != NULL) {
+		cli_error("--drain publishes nothing new; leave out TOPIC and MESSAGE");
+		return -1;
+	}
+	if (!a->drain && (a->topic == NULL || a->message == NULL)) {
+		cli_error("missing %s; see 'cmicro pub --help'", a->topic ? "MESSAGE" : "TOPIC");
+		return -1;
+	}
 	return 0;
 }
 
@@ -72,7 +107,10 @@ static int pub_parse(int argc, char **argv, struct pub_args *a)
 			exit(CLI_EXIT_OK);
 		} else if (strcmp(arg, "--wait") == 0) {
 			a->wait = true;
-		} else if (strcmp(arg, "--header") == 0 || strcmp(arg, "--timeout") == 0) {
+		} else if (strcmp(arg, "--drain") == 0) {
+			a->drain = true;
+		} else if (strcmp(arg, "--header") == 0 || strcmp(arg, "--timeout") == 0 ||
+			   strcmp(arg, "--outbox") == 0) {
 			if (pub_option(a, arg, i + 1 < argc ? argv[i + 1] : NULL) != 0)
 				return -1;
 			i++;
@@ -88,11 +126,7 @@ static int pub_parse(int argc, char **argv, struct pub_args *a)
 			return -1;
 		}
 	}
-	if (a->topic == NULL || a->message == NULL) {
-		cli_error("missing %s; see 'cmicro pub --help'", a->topic ? "MESSAGE" : "TOPIC");
-		return -1;
-	}
-	return 0;
+	return pub_check(a);
 }
 
 static int pub_build(const struct pub_args *a, const char *body, size_t len,
@@ -194,6 +228,11 @@ static int pub_finish(struct cmicro_broker *b, const struct pub_args *a)
 			  rc != 0 ? "some messages were not delivered in time" : "messages dropped",
 			  (unsigned long long)st.published, (unsigned long long)st.delivered,
 			  (unsigned long long)st.backlog, (unsigned long long)st.dropped);
+		if (a->outbox != NULL && st.outbox > 0)
+			cli_error("%llu messages stay in outbox %s; the next 'cmicro pub' with this "
+				  "outbox sends them ('cmicro pub --drain --outbox %s' sends only "
+				  "those)",
+				  (unsigned long long)st.outbox, a->outbox, a->outbox);
 		return CLI_EXIT_REJECT;
 	}
 	return CLI_EXIT_OK;
@@ -211,6 +250,7 @@ int cmd_pub(int argc, char **argv)
 	if (pub_parse(argc, argv, &a) != 0)
 		return CLI_EXIT_USAGE;
 	cmicro_broker_opts_init(&opts);
+	opts.outbox_path = a.outbox;
 	rc = cmicro_tls_config_from_env(&tls);
 	opts.tls = tls;
 	if (rc == 0)
@@ -223,7 +263,9 @@ int cmd_pub(int argc, char **argv)
 		cmicro_broker_free(b);
 		return CLI_EXIT_USAGE;
 	}
-	if (strcmp(a.message, "-") == 0)
+	if (a.drain)
+		rc = 0;
+	else if (strcmp(a.message, "-") == 0)
 		rc = pub_stdin(b, &a);
 	else
 		rc = pub_one(b, &a, a.message, strlen(a.message));

@@ -21,6 +21,7 @@ struct sub_args {
 	long count; /* 0: no limit */
 	bool json;
 	bool plain; /* serve plain HTTP (registered as secure=false) */
+	bool dedup;
 };
 
 struct sub_state {
@@ -41,7 +42,13 @@ static void sub_usage(FILE *out)
 		"  --address A     listen on A (default MICRO_BROKER_ADDRESS, else 127.0.0.1:0)\n"
 		"  --plain         serve plain HTTP, registered as secure=false (publishers in\n"
 		"                  secure mode refuse it unless MICRO_TLS_ALLOW_PLAINTEXT=true)\n"
+		"  --dedup         print a message only once even when its publisher sends it\n"
+		"                  again: drops repeats of the last 4096 Micro-Id values\n"
+		"                  (also MICRO_BROKER_DEDUP=true)\n"
 		"\n"
+		"A line shows the topic, the headers without Micro-Id, and the body; --json\n"
+		"shows every header. On exit, a summary of handled and duplicate messages goes\n"
+		"to standard error.\n"
 		"The registry comes from MICRO_REGISTRY and MICRO_REGISTRY_ADDRESS, TLS from\n"
 		"MICRO_TLS_SECURE, MICRO_TLS_CERT_FILE, MICRO_TLS_KEY_FILE and MICRO_TLS_CA_FILE.\n"
 		"Prints \"subscribed ...\" on standard error once registered. SIGINT or SIGTERM\n"
@@ -62,6 +69,8 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 			a->json = true;
 		} else if (strcmp(arg, "--plain") == 0) {
 			a->plain = true;
+		} else if (strcmp(arg, "--dedup") == 0) {
+			a->dedup = true;
 		} else if ((strcmp(arg, "--queue") == 0 || strcmp(arg, "--address") == 0 ||
 			    strcmp(arg, "--count") == 0) && next == NULL) {
 			cli_error("%s needs a value; see 'cmicro sub --help'", arg);
@@ -120,12 +129,20 @@ static void sub_print_plain(const char *topic, const struct cmicro_message *msg)
 	size_t len = 0;
 	const char *body = cmicro_message_body(msg, &len);
 
+	const char *sep = "";
+
 	printf("%s {", topic);
 	for (size_t i = 0; i < cmicro_message_header_count(msg); i++) {
+		const char *k = cmicro_message_header_key(msg, i);
 		const char *v = cmicro_message_header_value(msg, i);
 
-		printf("%s%s=", i ? ", " : "", cmicro_message_header_key(msg, i));
+		/* A random id per message makes lines hard to compare by eye;
+		 * --json keeps it. */
+		if (strcmp(k, "Micro-Id") == 0)
+			continue;
+		printf("%s%s=", sep, k);
 		sub_print_text(stdout, v, strlen(v));
+		sep = ", ";
 	}
 	printf("} ");
 	sub_print_text(stdout, body, len);
@@ -190,6 +207,15 @@ static void sub_wait(struct sub_state *st, const sigset_t *set)
 	}
 }
 
+static void sub_summary(const struct cmicro_broker *b)
+{
+	struct cmicro_broker_stats st;
+
+	cmicro_broker_get_stats(b, &st);
+	fprintf(stderr, "handled %llu messages, dropped %llu duplicates\n",
+		(unsigned long long)st.received, (unsigned long long)st.duplicates);
+}
+
 static int sub_run(struct sub_state *st, const sigset_t *set)
 {
 	struct cmicro_broker_opts opts;
@@ -200,6 +226,7 @@ static int sub_run(struct sub_state *st, const sigset_t *set)
 
 	cmicro_broker_opts_init(&opts);
 	opts.address = st->args.address;
+	opts.dedup = st->args.dedup;
 	rc = cmicro_tls_config_from_env(&tls);
 	if (rc != 0) {
 		cli_error_rc("TLS configuration", rc);
@@ -223,6 +250,7 @@ static int sub_run(struct sub_state *st, const sigset_t *set)
 		cmicro_broker_is_secure(b) ? "https" : "http");
 	sub_wait(st, set);
 	cmicro_subscription_free(sub);
+	sub_summary(b);
 	cmicro_broker_free(b);
 	return CLI_EXIT_OK;
 }
