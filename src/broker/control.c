@@ -1,7 +1,15 @@
 /*
- * The control thread: resolves each message's targets from the registry
- * cache (a registry request may block, so neither publishers nor the I/O
- * loop do it) and renews the registrations of the subscriptions.
+ * Target resolution and the control thread. A message whose service list
+ * is fresh in the registry cache is resolved on the thread that pushes it
+ * and goes straight to the I/O loop. Otherwise the control thread resolves
+ * it, because a registry request may block and neither publishers nor the
+ * I/O loop may wait for one. The control thread also renews the
+ * registrations of the subscriptions.
+ *
+ * Messages reach the loop in the order they were pushed. The fast path is
+ * taken only while the control thread's queue is empty, and the control
+ * thread keeps the message it resolves at the head of that queue until it
+ * hands the message to the loop.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -94,38 +102,43 @@ static int ctl_targets_of(struct brk_msg *m, const struct cmicro_service *svc)
 	return rc;
 }
 
+static int ctl_targets_from(struct brk_msg *m, const struct cmi_service_snapshot *snap)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < snap->n && rc == 0; i++)
+		rc = ctl_targets_of(m, snap->services[i]);
+	return rc;
+}
+
+static void ctl_clear_targets(struct brk_msg *m)
+{
+	for (size_t i = 0; i < m->n_targets; i++) {
+		free(m->targets[i].node_id);
+		free(m->targets[i].address);
+		free(m->targets[i].queue);
+	}
+	free(m->targets);
+	m->targets = NULL;
+	m->n_targets = 0;
+}
+
 static void ctl_resolve(struct cmicro_broker *b, struct brk_msg *m)
 {
-	struct cmicro_service **list = NULL;
-	size_t n = 0;
+	struct cmi_service_snapshot *snap = NULL;
 	int rc;
 
 	m->resolve_error[0] = '\0';
-	rc = cmi_registry_cache_get_service(b->cache, CMICRO_BROKER_SERVICE, &list, &n);
+	rc = cmi_registry_cache_snapshot(b->cache, CMICRO_BROKER_SERVICE, &snap);
 	if (rc != 0) {
 		cmi_brk_metrics_registry_error(b);
 		cmi_fmt(m->resolve_error, sizeof(m->resolve_error), "registry look-up failed: %s",
 			cmicro_last_errmsg());
 		return;
 	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = ctl_targets_of(m, list[i]);
-	if (rc != 0)
+	if (ctl_targets_from(m, snap) != 0)
 		cmi_fmt(m->resolve_error, sizeof(m->resolve_error), "out of memory listing targets");
-	cmicro_service_list_free(list, n);
-}
-
-void cmi_brk_ctl_push(struct cmicro_broker *b, struct brk_msg *m)
-{
-	m->next = NULL;
-	pthread_mutex_lock(&b->lock);
-	if (b->ctl_tail != NULL)
-		b->ctl_tail->next = m;
-	else
-		b->ctl_head = m;
-	b->ctl_tail = m;
-	pthread_cond_broadcast(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	cmi_service_snapshot_release(snap);
 }
 
 /* Hands a resolved message to the loop (lock held). */
@@ -138,6 +151,49 @@ static void ctl_to_loop(struct cmicro_broker *b, struct brk_msg *m)
 		b->send_head = m;
 	b->send_tail = m;
 	event_active(b->send_ev, 0, 0);
+}
+
+/* Resolves m from a fresh cached service list without blocking. Returns
+ * false, with m unchanged, when the control thread must resolve it. */
+static bool ctl_resolve_now(struct cmicro_broker *b, struct brk_msg *m)
+{
+	struct cmi_service_snapshot *snap;
+	int rc;
+
+	snap = cmi_registry_cache_peek(b->cache, CMICRO_BROKER_SERVICE);
+	if (snap == NULL)
+		return false;
+	m->resolve_error[0] = '\0';
+	rc = ctl_targets_from(m, snap);
+	cmi_service_snapshot_release(snap);
+	if (rc != 0)
+		ctl_clear_targets(m);
+	return rc == 0;
+}
+
+void cmi_brk_ctl_push(struct cmicro_broker *b, struct brk_msg *m)
+{
+	bool resolved = ctl_resolve_now(b, m);
+
+	m->next = NULL;
+	pthread_mutex_lock(&b->lock);
+	/* stopping is set before the loop and its send event are torn down. */
+	if (resolved && b->ctl_head == NULL && b->connected && !b->stopping) {
+		ctl_to_loop(b, m);
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+
+	/* Earlier messages wait for the control thread, so m waits behind them. */
+	if (resolved)
+		ctl_clear_targets(m);
+	if (b->ctl_tail != NULL)
+		b->ctl_tail->next = m;
+	else
+		b->ctl_head = m;
+	b->ctl_tail = m;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void ctl_renew(struct cmicro_broker *b)
@@ -173,12 +229,14 @@ static void *ctl_main(void *arg)
 		struct brk_msg *m = b->ctl_head;
 
 		if (m != NULL) {
-			b->ctl_head = m->next;
-			if (b->ctl_head == NULL)
-				b->ctl_tail = NULL;
+			/* m stays at the head while it is resolved, which keeps
+			 * later pushes off the fast path (see the file comment). */
 			pthread_mutex_unlock(&b->lock);
 			ctl_resolve(b, m);
 			pthread_mutex_lock(&b->lock);
+			b->ctl_head = m->next;
+			if (b->ctl_head == NULL)
+				b->ctl_tail = NULL;
 			ctl_to_loop(b, m);
 		} else if (cmi_now_mono() >= next_renew) {
 			pthread_mutex_unlock(&b->lock);

@@ -62,6 +62,34 @@ static bool dl_refuse_plaintext(struct cmicro_broker *b, struct brk_target *t)
 	return true;
 }
 
+/* Returns true when evhttp_uriencode would return s unchanged: every byte
+ * is an RFC 3986 unreserved character, as in "<topic>-<uuid>" node ids. */
+static bool dl_is_unreserved(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~'))
+			return false;
+	}
+	return true;
+}
+
+/* Writes "/?id=<node id>" with the id percent-encoded. evhttp_uriencode
+ * allocates for every byte it copies, so ids that need no encoding skip
+ * it. */
+static void dl_path(char *path, size_t size, const char *node_id)
+{
+	char *encoded;
+
+	if (dl_is_unreserved(node_id)) {
+		cmi_fmt(path, size, "/?id=%s", node_id);
+		return;
+	}
+	encoded = evhttp_uriencode(node_id, -1, 1);
+	cmi_fmt(path, size, "/?id=%s", encoded ? encoded : "");
+	free(encoded);
+}
+
 static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
 {
 	m->attempts++;
@@ -73,7 +101,6 @@ static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
 	/* The last completion may end m, so the count is read once. */
 	for (size_t i = 0, n = m->n_targets; i < n; i++) {
 		struct brk_target *t = &m->targets[i];
-		char *id = evhttp_uriencode(t->node_id, -1, 1);
 		char path[1200];
 		struct cmi_http_post post = {0};
 		struct cmi_http_result res = {0};
@@ -83,8 +110,7 @@ static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
 			dl_target_done(t, &res);
 			continue;
 		}
-		cmi_fmt(path, sizeof(path), "/?id=%s", id ? id : "");
-		free(id);
+		dl_path(path, sizeof(path), t->node_id);
 		post.https = t->https;
 		post.address = t->address;
 		post.path = path;

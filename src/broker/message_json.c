@@ -3,11 +3,11 @@
  *   type Message struct { Header map[string]string; Body []byte }
  * Go writes struct fields in declaration order, map keys sorted, and a
  * []byte as standard base64 with padding (a nil slice as null, an empty one
- * as ""). jansson keeps insertion order, so inserting in Go's order gives
- * Go's bytes for plain text.
- *
- * NOTE: Go also escapes <, > and & as \u003c, \u003e and \u0026 inside
- * strings and jansson does not; both forms decode to the same message.
+ * as ""). The encoder writes these bytes straight into one buffer and
+ * escapes strings as json.Marshal of Go 1.22 and later does, so the output
+ * is Go's byte for byte. Go before 1.22 writes \u0008 and \u000c where
+ * this encoder writes \b and \f, which decode to the same bytes. The
+ * decoder parses with jansson.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,58 +18,166 @@
 
 #include "broker/broker_int.h"
 
-static char *b64_encode(const unsigned char *data, size_t len)
+/* Bytes that json.Marshal writes as \u00XX: control characters other than
+ * the five with short escapes, and <, > and & (its HTML-safe escaping). */
+static bool env_needs_unicode_escape(unsigned char c)
 {
-	char *out;
+	if (c < 0x20)
+		return c != '\b' && c != '\f' && c != '\n' && c != '\r' && c != '\t';
+	return c == '<' || c == '>' || c == '&';
+}
 
-	if (len > (size_t)0x3fffffff)
-		return NULL;
-	out = malloc(4 * ((len + 2) / 3) + 1);
-	if (out == NULL)
-		return NULL;
-	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+/* json.Marshal also escapes U+2028 and U+2029 (E2 80 A8 and E2 80 A9),
+ * which end a line in JavaScript. */
+static bool env_is_line_separator(const unsigned char *p)
+{
+	return p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9);
+}
+
+/* Returns the length of s as a JSON string, quotes included. */
+static size_t env_string_len(const char *s)
+{
+	size_t n = 2;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (env_needs_unicode_escape(*p)) {
+			n += 6;
+		} else if (*p < 0x20 || *p == '"' || *p == '\\') {
+			n += 2;
+		} else if (env_is_line_separator(p)) {
+			n += 6;
+			p += 2;
+		} else {
+			n++;
+		}
+	}
+	return n;
+}
+
+static char env_short_escape(unsigned char c)
+{
+	switch (c) {
+	case '\b':
+		return 'b';
+	case '\f':
+		return 'f';
+	case '\n':
+		return 'n';
+	case '\r':
+		return 'r';
+	case '\t':
+		return 't';
+	default:
+		return (char)c; /* '"' and '\\' */
+	}
+}
+
+/* Writes s as a JSON string at out, env_string_len(s) bytes; returns the
+ * end. */
+static char *env_put_string(char *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	*out++ = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (env_needs_unicode_escape(*p)) {
+			memcpy(out, "\\u00", 4);
+			out[4] = hex[*p >> 4];
+			out[5] = hex[*p & 0xf];
+			out += 6;
+		} else if (*p < 0x20 || *p == '"' || *p == '\\') {
+			*out++ = '\\';
+			*out++ = env_short_escape(*p);
+		} else if (env_is_line_separator(p)) {
+			memcpy(out, p[2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+			out += 6;
+			p += 2;
+		} else {
+			*out++ = (char)*p;
+		}
+	}
+	*out++ = '"';
 	return out;
 }
 
-/* Adds the headers, with Micro-Topic merged in at its sorted position. */
-static int env_add_headers(json_t *obj, const struct cmicro_message *msg, const char *topic)
+static char *env_put(char *out, const char *text, size_t len)
 {
-	bool topic_done = false;
-	int rc = 0;
-
-	for (size_t i = 0; i <= msg->n_headers && rc == 0; i++) {
-		const struct cmi_header *h = i < msg->n_headers ? &msg->headers[i] : NULL;
-		int c = h ? strcmp(h->key, CMI_TOPIC_HEADER) : 1;
-
-		if (!topic_done && c >= 0) {
-			rc = json_object_set_new(obj, CMI_TOPIC_HEADER, json_string(topic));
-			topic_done = true;
-		}
-		if (h != NULL && c != 0 && rc == 0)
-			rc = json_object_set_new(obj, h->key, json_string(h->value));
-	}
-	return rc == 0 ? 0 : -1;
+	memcpy(out, text, len);
+	return out + len;
 }
 
-static json_t *env_build(const struct cmicro_message *msg, const char *topic)
-{
-	json_t *root = json_object();
-	json_t *headers = json_object();
-	char *b64 = b64_encode(msg->body, msg->body_len);
-	json_t *body = b64 ? json_string_nocheck(b64) : NULL;
-	bool ok = root && headers && body && env_add_headers(headers, msg, topic) == 0;
+#define ENV_HEADER_OPEN "{\"Header\":{"
+#define ENV_BODY_OPEN "},\"Body\":\""
+#define ENV_CLOSE "\"}"
+#define ENV_LIT(s) (s), sizeof(s) - 1
 
-	free(b64);
-	if (ok)
-		ok = json_object_set(root, "Header", headers) == 0 &&
-		     json_object_set(root, "Body", body) == 0;
-	json_decref(headers);
-	json_decref(body);
-	if (!ok) {
-		json_decref(root);
-		return NULL;
+/* Walks the headers in Go's order, with Micro-Topic set to topic and
+ * merged in at its sorted position. */
+struct env_iter {
+	const struct cmicro_message *msg;
+	const char *topic;
+	size_t i;
+	bool topic_done;
+};
+
+static bool env_next_header(struct env_iter *it, const char **key, const char **value)
+{
+	while (it->i < it->msg->n_headers) {
+		const struct cmi_header *h = &it->msg->headers[it->i];
+		int c = strcmp(h->key, CMI_TOPIC_HEADER);
+
+		if (!it->topic_done && c >= 0)
+			break;
+		it->i++;
+		if (c != 0) {
+			*key = h->key;
+			*value = h->value;
+			return true;
+		}
 	}
-	return root;
+	if (it->topic_done)
+		return false;
+	it->topic_done = true;
+	*key = CMI_TOPIC_HEADER;
+	*value = it->topic;
+	return true;
+}
+
+/* Returns the length of the envelope without its terminating NUL. Header
+ * strings are C strings in memory and grow at most 6 times, and the body
+ * is at most ENV_BODY_MAX bytes, so the sum does not overflow. */
+static size_t env_encoded_len(const struct cmicro_message *msg, const char *topic)
+{
+	struct env_iter it = {msg, topic, 0, false};
+	size_t len = sizeof(ENV_HEADER_OPEN ENV_BODY_OPEN ENV_CLOSE) - 1;
+	const char *key, *value;
+
+	/* Each header adds its colon and a comma; Micro-Topic is always
+	 * there, and one comma fewer than headers is written. */
+	while (env_next_header(&it, &key, &value))
+		len += env_string_len(key) + 1 + env_string_len(value) + 1;
+	return len - 1 + 4 * ((msg->body_len + 2) / 3);
+}
+
+static void env_write(char *out, const struct cmicro_message *msg, const char *topic)
+{
+	struct env_iter it = {msg, topic, 0, false};
+	const char *key, *value;
+	bool first = true;
+
+	out = env_put(out, ENV_LIT(ENV_HEADER_OPEN));
+	while (env_next_header(&it, &key, &value)) {
+		if (!first)
+			*out++ = ',';
+		first = false;
+		out = env_put_string(out, key);
+		*out++ = ':';
+		out = env_put_string(out, value);
+	}
+	out = env_put(out, ENV_LIT(ENV_BODY_OPEN));
+	out += EVP_EncodeBlock((unsigned char *)out, msg->body, (int)msg->body_len);
+	out = env_put(out, ENV_LIT(ENV_CLOSE));
+	*out = '\0';
 }
 
 bool cmi_topic_valid(const char *topic)
@@ -83,10 +191,13 @@ bool cmi_topic_valid(const char *topic)
 	return j != NULL;
 }
 
+/* Largest body EVP_EncodeBlock takes: its lengths are ints. */
+#define ENV_BODY_MAX ((size_t)0x3fffffff)
+
 int cmi_message_encode(const struct cmicro_message *msg, const char *topic, char **json,
 		       size_t *len)
 {
-	json_t *root;
+	size_t size;
 	char *text;
 
 	if (msg == NULL || topic == NULL || json == NULL)
@@ -97,64 +208,106 @@ int cmi_message_encode(const struct cmicro_message *msg, const char *topic, char
 		return cmi_error(CMICRO_EINVAL, "topic \"%.64s\" is empty or not valid UTF-8; use a "
 						"non-empty UTF-8 name",
 				 topic);
-	root = env_build(msg, topic);
-	text = root ? json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	json_decref(root);
+	if (msg->body_len > ENV_BODY_MAX)
+		return cmi_error(CMICRO_EINVAL, "message body of %zu bytes is larger than the "
+						"maximum of %zu bytes; send smaller messages",
+				 msg->body_len, ENV_BODY_MAX);
+
+	size = env_encoded_len(msg, topic);
+	text = malloc(size + 1);
 	if (text == NULL)
 		return cmi_error(CMICRO_ENOMEM, "out of memory encoding a message of %zu bytes",
 				 msg->body_len);
+	env_write(text, msg, topic);
 	*json = text;
 	if (len != NULL)
-		*len = strlen(text);
+		*len = size;
 	return 0;
 }
 
-/* Decodes standard base64 with padding, as Go's base64.StdEncoding, which
- * skips line breaks. EVP_DecodeBlock counts padding as zero bytes, so the
- * padding is validated here and subtracted. */
-static int b64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
+static bool b64_is_alphabet(unsigned char c)
 {
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/';
+}
+
+/* Copies in without CR and LF into a new buffer. */
+static char *b64_strip_line_breaks(const char *in, size_t len, size_t *out_len)
+{
 	char *clean = malloc(len + 1);
-	unsigned char *data = NULL;
-	size_t n = 0, pad = 0;
-	int decoded;
+	size_t n = 0;
 
 	if (clean == NULL)
-		return CMICRO_ENOMEM;
+		return NULL;
 	for (size_t i = 0; i < len; i++) {
 		if (in[i] != '\r' && in[i] != '\n')
 			clean[n++] = in[i];
 	}
+	*out_len = n;
+	return clean;
+}
+
+/* Checks n characters of base64 and returns how many of them are trailing
+ * padding, or -1 when they are not standard base64 with padding. */
+static long b64_check(const char *text, size_t n)
+{
+	size_t pad = 0;
+
 	if (n % 4 != 0 || n > (size_t)0x7ffffff0)
-		goto bad;
-	while (pad < 2 && pad < n && clean[n - 1 - pad] == '=')
+		return -1;
+	while (pad < 2 && pad < n && text[n - 1 - pad] == '=')
 		pad++;
 	for (size_t i = 0; i < n - pad; i++) {
-		if (clean[i] == '\0' || strchr(alphabet, clean[i]) == NULL)
-			goto bad;
+		if (!b64_is_alphabet((unsigned char)text[i]))
+			return -1;
 	}
+	return (long)pad;
+}
+
+/* Decodes standard base64 with padding, as Go's base64.StdEncoding, which
+ * skips line breaks. EVP_DecodeBlock counts padding as zero bytes, so the
+ * padding is validated here and subtracted. Text without line breaks, as
+ * Go writes it, is decoded in place without a copy. */
+static int b64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
+{
+	char *clean = NULL;
+	const char *text = in;
+	unsigned char *data = NULL;
+	size_t n = len;
+	long pad;
+	int decoded, rc = CMICRO_EPROTO;
+
+	if (memchr(in, '\n', len) != NULL || memchr(in, '\r', len) != NULL) {
+		clean = b64_strip_line_breaks(in, len, &n);
+		if (clean == NULL)
+			return CMICRO_ENOMEM;
+		text = clean;
+	}
+	pad = b64_check(text, n);
+	if (pad < 0)
+		goto out;
 
 	data = malloc(n / 4 * 3 + 1);
 	if (data == NULL) {
-		free(clean);
-		return CMICRO_ENOMEM;
+		rc = CMICRO_ENOMEM;
+		goto out;
 	}
-	decoded = n > 0 ? EVP_DecodeBlock(data, (unsigned char *)clean, (int)n) : 0;
-	if (decoded < 0 || (size_t)decoded < pad)
-		goto bad;
-	*out_len = (size_t)decoded - pad;
+	decoded = n > 0 ? EVP_DecodeBlock(data, (const unsigned char *)text, (int)n) : 0;
+	if (decoded < 0 || decoded < pad)
+		goto out;
+	*out_len = (size_t)(decoded - pad);
 	data[*out_len] = '\0';
 	*out = data;
-	free(clean);
-	return 0;
-
-bad:
+	data = NULL;
+	rc = 0;
+out:
 	free(clean);
 	free(data);
-	return cmi_error(CMICRO_EPROTO, "message Body is not valid base64: expected standard "
-					"base64 with = padding (Go's encoding of []byte)");
+	if (rc == CMICRO_EPROTO)
+		return cmi_error(CMICRO_EPROTO, "message Body is not valid base64: expected "
+						"standard base64 with = padding (Go's encoding of "
+						"[]byte)");
+	return rc;
 }
 
 static int dec_headers(struct cmicro_message *msg, json_t *headers)

@@ -33,6 +33,7 @@ struct cli_conn {
 	char address[256];       /* "host:port", for messages */
 	bool busy;
 	bool dead;
+	bool nodelay; /* TCP_NODELAY is set on the socket */
 	struct cli_call *call;
 	/* evhttp's event callback while connecting, wrapped to see the TLS
 	 * state before evhttp resets the connection. */
@@ -470,18 +471,46 @@ static int cli_new_conn(struct cmi_http_client *client, const struct cmi_http_po
 	return 0;
 }
 
-/* Wraps evhttp's connect callback (installed by evhttp_make_request) and
- * turns Nagle off once the socket exists. */
+/* Turns Nagle off once per socket: a request must leave without waiting
+ * for the acknowledgement of the previous one. */
+static void cli_set_nodelay(struct cli_conn *conn, struct bufferevent *bev)
+{
+	int fd = bufferevent_getfd(bev);
+	int one = 1;
+
+	if (conn->nodelay || fd < 0)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+		conn->nodelay = true;
+}
+
+/*
+ * The OpenSSL bufferevent calls SSL_write once per evbuffer chain, and
+ * evhttp leaves the headers and the body in separate chains. Making them one
+ * chain sends the request as one TLS record and one write(2). On a new
+ * connection the request is still queued in evhttp, so its first request
+ * goes out in two records.
+ */
+static void cli_coalesce_output(struct bufferevent *bev)
+{
+	struct evbuffer *output = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(output) > 0)
+		evbuffer_pullup(output, -1);
+}
+
+/* Wraps evhttp's connect callback (installed by evhttp_make_request),
+ * turns Nagle off and coalesces the request written to a kept-alive
+ * connection. */
 static void cli_after_start(struct cli_conn *conn)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn->evcon);
 	bufferevent_data_cb rcb, wcb;
 	bufferevent_event_cb ecb;
 	void *arg;
-	int one = 1;
 
-	if (bufferevent_getfd(bev) >= 0)
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	cli_set_nodelay(conn, bev);
+	cli_coalesce_output(bev);
 	bufferevent_getcb(bev, &rcb, &wcb, &ecb, &arg);
 	/* While connecting evhttp sets only an event callback; the argument is
 	 * shared by all three, so the read and write ones must be unset. */

@@ -20,3 +20,20 @@ int cmi_http_threads_init(void)
 						   "(evthread_use_pthreads failed)");
 	return 0;
 }
+
+struct event_base *cmi_http_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	/* The change list merges the changes made to one socket's events
+	 * within a loop iteration into one epoll_ctl call. libevent leaves it
+	 * off because it misbehaves with dup()ed descriptors, which this
+	 * library never creates. */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}

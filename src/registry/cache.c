@@ -2,7 +2,9 @@
  * The broker's view of the registry. Services are kept in memory and fetched
  * again when a watch event touches them or their copy is older than the TTL.
  * While the registry fails, the last good copy is returned, so publishing
- * continues through a registry outage.
+ * continues through a registry outage. Each fetch result is an immutable
+ * snapshot: a reader holds a reference instead of copying the services, and
+ * a new fetch replaces the entry's snapshot without touching held ones.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +14,8 @@
 struct cache_entry {
 	struct cache_entry *next;
 	char *name;
-	struct cmicro_service **services;
-	size_t n;
-	bool fetched;      /* services contains a registry result */
+	struct cmi_service_snapshot *snap; /* NULL until the first fetch */
+	bool fetched;      /* snap contains a registry result */
 	double fetched_at; /* monotonic seconds */
 	bool stale;        /* a watch event arrived since the fetch */
 	unsigned long seq; /* counts watch events, to spot one during a fetch */
@@ -87,6 +88,20 @@ static void cache_watch_locked(struct cmi_registry_cache *c)
 	c->watch_warned = true;
 }
 
+void cmi_service_snapshot_release(struct cmi_service_snapshot *snap)
+{
+	if (snap == NULL || atomic_fetch_sub(&snap->refs, 1) != 1)
+		return;
+	cmicro_service_list_free(snap->services, snap->n);
+	free(snap);
+}
+
+static struct cmi_service_snapshot *snap_hold(struct cmi_service_snapshot *snap)
+{
+	atomic_fetch_add(&snap->refs, 1);
+	return snap;
+}
+
 static int copy_services(struct cmicro_service *const *src, size_t n, struct cmicro_service ***out,
 			 size_t *n_out)
 {
@@ -117,22 +132,32 @@ static bool entry_fresh(const struct cmi_registry_cache *c, const struct cache_e
 	return e->fetched && !e->stale && (cmi_now_mono() - e->fetched_at) * 1000.0 < c->ttl_ms;
 }
 
-/* Stores a registry result (taking list); the caller holds the lock. */
-static void store_result(struct cmi_registry_cache *c, struct cache_entry *e, unsigned long seq,
-			 struct cmicro_service **list, size_t n)
+/* Stores a registry result (taking list, also on failure); the caller
+ * holds the lock. */
+static int store_result(struct cmi_registry_cache *c, struct cache_entry *e, unsigned long seq,
+			struct cmicro_service **list, size_t n)
 {
+	struct cmi_service_snapshot *snap = cmi_calloc(1, sizeof(*snap));
+
+	if (snap == NULL) {
+		cmicro_service_list_free(list, n);
+		return CMICRO_ENOMEM;
+	}
+	atomic_init(&snap->refs, 1);
+	snap->services = list;
+	snap->n = n;
 	if (c->outage) {
 		cmi_log(CMICRO_LOG_NOTICE, "registry", "REGISTRY-RESTORED",
 			"the %s registry %s works again", c->reg->ops->name, c->reg->address);
 		c->outage = false;
 	}
-	cmicro_service_list_free(e->services, e->n);
-	e->services = list;
-	e->n = n;
+	cmi_service_snapshot_release(e->snap);
+	e->snap = snap;
 	e->fetched = true;
 	e->fetched_at = cmi_now_mono();
 	e->stale = e->seq != seq;
 	cache_watch_locked(c);
+	return 0;
 }
 
 /* Notes a failed request; the caller holds the lock. */
@@ -149,45 +174,80 @@ static void note_outage(struct cmi_registry_cache *c, struct cache_entry *e)
 	e->stale = false;
 }
 
+/* Finds or adds the entry of name; the caller holds the lock. */
+static struct cache_entry *cache_entry_of(struct cmi_registry_cache *c, const char *name)
+{
+	struct cache_entry *e = cache_find(c, name);
+
+	return e != NULL ? e : cache_add(c, name);
+}
+
+/* Fetches name from the registry into e, unlocking around the request; the
+ * caller holds the lock. Returns an error only when nothing is cached. */
+static int cache_fetch_locked(struct cmi_registry_cache *c, struct cache_entry *e,
+			      const char *name)
+{
+	struct cmicro_service **list = NULL;
+	unsigned long seq = e->seq;
+	size_t count = 0;
+	int rc;
+
+	pthread_mutex_unlock(&c->lock);
+	rc = cmicro_registry_get_service(c->reg, name, &list, &count);
+	pthread_mutex_lock(&c->lock);
+
+	/* Entries are only removed by cmi_registry_cache_free, so e is valid. */
+	if (rc == 0)
+		return store_result(c, e, seq, list, count);
+	note_outage(c, e);
+	return e->fetched ? 0 : rc;
+}
+
+int cmi_registry_cache_snapshot(struct cmi_registry_cache *cache, const char *name,
+				struct cmi_service_snapshot **out)
+{
+	struct cache_entry *e;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&cache->lock);
+	e = cache_entry_of(cache, name);
+	if (e == NULL)
+		rc = CMICRO_ENOMEM;
+	else if (!entry_fresh(cache, e))
+		rc = cache_fetch_locked(cache, e, name);
+	if (rc == 0)
+		*out = snap_hold(e->snap);
+	pthread_mutex_unlock(&cache->lock);
+	return rc;
+}
+
+struct cmi_service_snapshot *cmi_registry_cache_peek(struct cmi_registry_cache *cache,
+						     const char *name)
+{
+	struct cmi_service_snapshot *snap = NULL;
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&cache->lock);
+	e = cache_find(cache, name);
+	if (e != NULL && entry_fresh(cache, e))
+		snap = snap_hold(e->snap);
+	pthread_mutex_unlock(&cache->lock);
+	return snap;
+}
+
 int cmi_registry_cache_get_service(struct cmi_registry_cache *cache, const char *name,
 				   struct cmicro_service ***out, size_t *n)
 {
-	struct cmicro_service **list = NULL;
-	struct cache_entry *e;
-	unsigned long seq;
-	size_t count = 0;
+	struct cmi_service_snapshot *snap = NULL;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	pthread_mutex_lock(&cache->lock);
-	e = cache_find(cache, name);
-	if (e == NULL && (e = cache_add(cache, name)) == NULL) {
-		rc = CMICRO_ENOMEM;
-		goto out;
-	}
-	if (entry_fresh(cache, e)) {
-		rc = copy_services(e->services, e->n, out, n);
-		goto out;
-	}
-
-	seq = e->seq;
-	pthread_mutex_unlock(&cache->lock);
-	rc = cmicro_registry_get_service(cache->reg, name, &list, &count);
-	pthread_mutex_lock(&cache->lock);
-
-	/* Entries are only removed by cmi_registry_cache_free, so e is valid. */
-	if (rc == 0) {
-		store_result(cache, e, seq, list, count);
-	} else {
-		note_outage(cache, e);
-		if (e->fetched)
-			rc = 0;
-	}
+	rc = cmi_registry_cache_snapshot(cache, name, &snap);
 	if (rc == 0)
-		rc = copy_services(e->services, e->n, out, n);
-out:
-	pthread_mutex_unlock(&cache->lock);
+		rc = copy_services(snap->services, snap->n, out, n);
+	cmi_service_snapshot_release(snap);
 	return rc;
 }
 
@@ -246,7 +306,7 @@ void cmi_registry_cache_free(struct cmi_registry_cache *cache)
 	cmicro_registry_watcher_free(cache->watcher);
 	while ((e = cache->entries) != NULL) {
 		cache->entries = e->next;
-		cmicro_service_list_free(e->services, e->n);
+		cmi_service_snapshot_release(e->snap);
 		free(e->name);
 		free(e);
 	}

@@ -168,9 +168,10 @@ bool cmi_watcher_wants(const struct cmicro_registry_watcher *w, const char *name
 int cmi_sqlite_default_path(char **out);
 
 /*
- * A read-through cache of services for the broker. get_service returns
- * copies from memory, and fetches an entry again when a watch event touched
- * its service or when it is older than ttl_ms. While the registry fails, the
+ * A read-through cache of services for the broker. It answers from memory
+ * (copies from get_service, shared snapshots from snapshot and peek), and
+ * fetches an entry again when a watch event touched its service or when it
+ * is older than ttl_ms. While the registry fails, the
  * last known nodes are still returned. The outage is logged once
  * (REGISTRY-OUTAGE), and so is its end (REGISTRY-RESTORED). Thread-safe.
  */
@@ -184,6 +185,29 @@ int cmi_registry_cache_new(struct cmicro_registry *reg, int ttl_ms,
  * Fails only when the registry fails and nothing is cached for name. */
 int cmi_registry_cache_get_service(struct cmi_registry_cache *cache, const char *name,
 				   struct cmicro_service ***out, size_t *n);
+/*
+ * The services of one name as the cache last fetched them: immutable and
+ * shared by reference, so readers on several threads use one copy without
+ * duplicating it. Hold it only while reading; release with
+ * cmi_service_snapshot_release.
+ */
+struct cmi_service_snapshot {
+	atomic_int refs;
+	struct cmicro_service **services;
+	size_t n;
+};
+
+/* As cmi_registry_cache_get_service, but returns a held snapshot instead of
+ * copies. */
+int cmi_registry_cache_snapshot(struct cmi_registry_cache *cache, const char *name,
+				struct cmi_service_snapshot **out);
+/* Returns a held snapshot of name when the cache has a fresh one, or NULL
+ * when the next look-up must request it from the registry. It does not
+ * call the registry, so it never waits for one. */
+struct cmi_service_snapshot *cmi_registry_cache_peek(struct cmi_registry_cache *cache,
+						     const char *name);
+/* Drops one reference; the last one frees the services. NULL is a no-op. */
+void cmi_service_snapshot_release(struct cmi_service_snapshot *snap);
 /* Makes the next get_service of name ask the registry. */
 void cmi_registry_cache_invalidate(struct cmi_registry_cache *cache, const char *name);
 /* Returns true while the last registry request failed. */
