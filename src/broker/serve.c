@@ -2,27 +2,33 @@
  * The serving side of go-micro's HTTP broker protocol. A request must be a
  * POST of the JSON envelope with a Micro-Topic header, addressed with
  * ?id=<node id>. Answers:
- *   405 another method, 400 a body that is not the envelope, lacks
- *   Micro-Topic or comes without ?id= (go-micro answers 500 there; 400 tells
- *   the sender not to retry), 404 no subscription of that topic with that
+ *   405 another method, 404 a POST to a path other than "/" (go-micro
+ *   posts to "/"), 400 a body that is not the envelope, lacks Micro-Topic
+ *   or comes without ?id= (go-micro replies 500 there; 400 tells the
+ *   sender not to retry), 404 no subscription of that topic with that
  *   node id,
  *   503 the subscription's queue is full or it closed meanwhile,
  *   500 a handler returned an error, 200 every handler succeeded.
  * libevent itself answers 413 for a body over the limit and 400 for a
- * request it cannot parse.
+ * request it cannot parse, and the HTTP layer rejects request heads that
+ * break HTTP/1.1 framing rules before libevent reads them.
+ * Rejections are logged at most once every few seconds per client host and
+ * reason, so one noisy client neither floods the log nor hides another.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/metrics_int.h"
+#include "http/http_server_int.h"
 
+/* reason names the kind of rejection in the rate limit of the log. */
 static void serve_reject(struct cmicro_broker *b, struct cmi_http_request *req, int status,
-			 const char *text)
+			 const char *reason, const char *text)
 {
 	atomic_fetch_add(&b->stats.rejected, 1);
-	cmi_brk_log_limited(&b->rl_reject, CMICRO_LOG_WARNING, "BROKER-REQUEST-REJECTED",
-			    "rejected a request from %s with %d: %s", cmi_http_request_peer(req),
-			    status, text);
+	cmi_http_request_log_rejected(req, "broker", reason, "BROKER-REQUEST-REJECTED",
+				      "rejected a request from %s with %d: %s",
+				      cmi_http_request_peer(req), status, text);
 	cmi_http_reply(req, status, text);
 }
 
@@ -62,7 +68,13 @@ static struct brk_delivery *serve_parse(struct cmicro_broker *b, struct cmi_http
 	if (!cmi_http_request_is_post(req)) {
 		cmi_fmt(text, sizeof(text), "method %s not allowed; the broker accepts POST",
 			cmi_http_request_method(req));
-		serve_reject(b, req, 405, text);
+		serve_reject(b, req, 405, "method", text);
+		return NULL;
+	}
+	if (strcmp(cmi_http_request_path(req), "/") != 0) {
+		cmi_fmt(text, sizeof(text), "unknown path \"%.200s\"; the broker accepts POST "
+					    "/?id=NODE_ID", cmi_http_request_path(req));
+		serve_reject(b, req, 404, "path", text);
 		return NULL;
 	}
 	d = cmi_calloc(1, sizeof(*d));
@@ -73,14 +85,14 @@ static struct brk_delivery *serve_parse(struct cmicro_broker *b, struct cmi_http
 		return NULL;
 	}
 	if (cmi_message_decode(body, len, &d->msg) != 0) {
-		serve_reject(b, req, 400, cmicro_last_errmsg());
+		serve_reject(b, req, 400, "envelope", cmicro_last_errmsg());
 		free(d);
 		return NULL;
 	}
 	topic = cmicro_message_get_header(d->msg, CMI_TOPIC_HEADER);
 	if (topic == NULL || topic[0] == '\0' || (d->topic = strdup(topic)) == NULL) {
-		serve_reject(b, req, 400, "message has no Micro-Topic header; the publisher must "
-					  "set it to the topic");
+		serve_reject(b, req, 400, "topic", "message has no Micro-Topic header; the "
+						   "publisher must set it to the topic");
 		delivery_free(d);
 		return NULL;
 	}
@@ -178,8 +190,8 @@ void cmi_brk_on_request(void *user, struct cmi_http_request *req)
 		return;
 	id = cmi_http_request_query(req, "id");
 	if (id == NULL) {
-		serve_reject(b, req, 400, "missing id query parameter; address the node as "
-					  "POST /?id=NODE_ID with the node id from the registry");
+		serve_reject(b, req, 400, "id", "missing id query parameter; address the node as "
+						"POST /?id=NODE_ID with the node id from the registry");
 		delivery_free(d);
 		return;
 	}
@@ -194,6 +206,6 @@ void cmi_brk_on_request(void *user, struct cmi_http_request *req)
 		cmi_fmt(text, sizeof(text), "the handler queue of topic \"%.100s\" is full (%d "
 					    "messages); retry later",
 			d->topic, b->opts.handler_queue_max);
-	serve_reject(b, req, status, text);
+	serve_reject(b, req, status, status == 404 ? "node" : "queue", text);
 	delivery_free(d);
 }

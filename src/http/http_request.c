@@ -1,5 +1,6 @@
 /* Requests of the HTTP server: the handler call, accessors, and replies
  * that any thread can send through the loop thread. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +10,7 @@
 
 #include "http/http_server_int.h"
 
-static const char *status_phrase(int status)
+const char *cmi_srv_status_phrase(int status)
 {
 	switch (status) {
 	case 200: return "OK";
@@ -18,7 +19,9 @@ static const char *status_phrase(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Payload Too Large";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
 	default: return status < 400 ? "OK" : "Error";
 	}
@@ -105,6 +108,10 @@ void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg)
 			event_del(conn->deadline);
 	}
 	pending_add(srv, req);
+	/* evhttp has taken this request's bytes: the next request's head, if
+	 * pipelined, is at the front of the input. */
+	if (conn != NULL)
+		cmi_srv_conn_expect_head(conn);
 	srv->opts.handler(srv->opts.user, req);
 }
 
@@ -123,9 +130,15 @@ static void send_one(struct cmi_http_request *req)
 		evhttp_add_header(headers, "Allow", "POST");
 	if (buf != NULL && req->reply_body != NULL)
 		evbuffer_add_printf(buf, "%s\n", req->reply_body);
-	evhttp_send_reply(req->evreq, req->status, status_phrase(req->status), buf);
+	if (req->conn != NULL)
+		req->conn->replying = true;
+	evhttp_send_reply(req->evreq, req->status, cmi_srv_status_phrase(req->status), buf);
+	if (req->conn != NULL)
+		req->conn->replying = false;
 	if (buf != NULL)
 		evbuffer_free(buf);
+	if (req->conn != NULL && req->conn->rejecting)
+		cmi_srv_conn_reject(req->conn);
 }
 
 void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
@@ -185,6 +198,31 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 		pthread_mutex_unlock(&srv->lock);
 	}
 	request_free(req);
+}
+
+void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn)
+{
+	pthread_mutex_lock(&srv->lock);
+	for (struct cmi_http_request *r = srv->pending; r != NULL; r = r->next) {
+		if (r->conn == conn)
+			r->conn = NULL;
+	}
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void cmi_http_request_log_rejected(const struct cmi_http_request *req, const char *component,
+				   const char *reason, const char *msg_id, const char *fmt, ...)
+{
+	char key[160], text[768];
+	va_list ap;
+
+	if (req->srv == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	cmi_srv_log_key(req->peer, reason, key, sizeof(key));
+	cmi_srv_log_component(req->srv, component, key, msg_id, "%s", text);
 }
 
 void cmi_srv_detach_requests(struct cmi_http_server *srv)

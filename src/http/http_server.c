@@ -38,17 +38,19 @@ static struct srv_log_slot *srv_log_slot(struct cmi_http_server *srv, enum srv_l
 			oldest = slot;
 	}
 	if (oldest->suppressed > 0)
-		cmi_log(CMICRO_LOG_WARNING, "http", oldest->msg_id,
+		cmi_log(CMICRO_LOG_WARNING, oldest->component, oldest->msg_id,
 			"%lu similar messages suppressed (%s)", oldest->suppressed, oldest->key);
 	oldest->used = false;
 	return oldest;
 }
 
-static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
-			   const char *msg_id, const char *fmt, va_list ap) CMI_PRINTF(5, 0);
+static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind,
+			   const char *component, const char *key, const char *msg_id,
+			   const char *fmt, va_list ap) CMI_PRINTF(6, 0);
 
-static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
-			   const char *msg_id, const char *fmt, va_list ap)
+static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind,
+			   const char *component, const char *key, const char *msg_id,
+			   const char *fmt, va_list ap)
 {
 	struct srv_log_slot *slot = srv_log_slot(srv, kind, key);
 	double now = cmi_now_mono();
@@ -59,6 +61,7 @@ static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind, 
 		memset(slot, 0, sizeof(*slot));
 		slot->used = true;
 		slot->kind = kind;
+		slot->component = component;
 		slot->last = -SRV_LOG_INTERVAL_S;
 		cmi_fmt(slot->key, sizeof(slot->key), "%s", key);
 		cmi_fmt(slot->msg_id, sizeof(slot->msg_id), "%s", msg_id);
@@ -72,11 +75,11 @@ static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind, 
 	slot->last = now;
 	vsnprintf(text, sizeof(text), fmt, ap);
 	if (skipped > 0)
-		cmi_log(CMICRO_LOG_WARNING, "http", msg_id,
+		cmi_log(CMICRO_LOG_WARNING, component, msg_id,
 			"%s (%lu similar messages suppressed in the previous %.0f s)", text, skipped,
 			SRV_LOG_INTERVAL_S);
 	else
-		cmi_log(CMICRO_LOG_WARNING, "http", msg_id, "%s", text);
+		cmi_log(CMICRO_LOG_WARNING, component, msg_id, "%s", text);
 }
 
 void cmi_srv_log_keyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
@@ -85,7 +88,17 @@ void cmi_srv_log_keyed(struct cmi_http_server *srv, enum srv_log_kind kind, cons
 	va_list ap;
 
 	va_start(ap, fmt);
-	srv_log_vkeyed(srv, kind, key, msg_id, fmt, ap);
+	srv_log_vkeyed(srv, kind, "http", key, msg_id, fmt, ap);
+	va_end(ap);
+}
+
+void cmi_srv_log_component(struct cmi_http_server *srv, const char *component, const char *key,
+			   const char *msg_id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	srv_log_vkeyed(srv, SRV_LOG_REQUEST, component, key, msg_id, fmt, ap);
 	va_end(ap);
 }
 
@@ -97,7 +110,7 @@ void cmi_srv_log(struct cmi_http_server *srv, enum srv_log_kind kind, const char
 	va_list ap;
 
 	va_start(ap, fmt);
-	srv_log_vkeyed(srv, kind, "", msg_id, fmt, ap);
+	srv_log_vkeyed(srv, kind, "http", "", msg_id, fmt, ap);
 	va_end(ap);
 }
 
@@ -107,7 +120,7 @@ void cmi_srv_log_flush(struct cmi_http_server *srv)
 		struct srv_log_slot *slot = &srv->log_slots[i];
 
 		if (slot->used && slot->suppressed > 0)
-			cmi_log(CMICRO_LOG_WARNING, "http", slot->msg_id,
+			cmi_log(CMICRO_LOG_WARNING, slot->component, slot->msg_id,
 				"%lu similar messages suppressed (%s)", slot->suppressed,
 				slot->key[0] ? slot->key : "all clients");
 		slot->suppressed = 0;
@@ -130,23 +143,24 @@ static void conn_unlink(struct srv_conn *conn)
 static void conn_release(struct srv_conn *conn)
 {
 	conn_unlink(conn);
+	cmi_srv_forget_conn(conn->srv, conn);
 	if (conn->deadline != NULL)
 		event_free(conn->deadline);
+	if (conn->reject_ev != NULL)
+		event_free(conn->reject_ev);
 	if (!conn->adopted)
 		bufferevent_decref(conn->bev);
 	free(conn);
 }
 
-/* Names a log category: the client's host (its port changes with every
- * connection) and the cause. */
-static void conn_log_key(const struct srv_conn *conn, const char *cause, char *key, size_t size)
+void cmi_srv_log_key(const char *peer, const char *cause, char *key, size_t size)
 {
 	char host[64];
 	int port;
 
-	if (cmi_http_split_address(conn->peer, host, sizeof(host), &port) != 0) {
+	if (cmi_http_split_address(peer, host, sizeof(host), &port) != 0) {
 		cmi_error_clear();
-		cmi_fmt(host, sizeof(host), "%s", conn->peer);
+		cmi_fmt(host, sizeof(host), "%s", peer);
 	}
 	cmi_fmt(key, size, "client %s, %s", host, cause);
 }
@@ -165,7 +179,7 @@ static void conn_log_handshake(struct srv_conn *conn)
 	memset(&verdict, 0, sizeof(verdict));
 	cmi_http_requeue_ssl_errors(conn->bev);
 	cmicro_tls_ssl_failure(ssl, &verdict);
-	conn_log_key(conn, cmicro_tls_reason_name(verdict.reason), key, sizeof(key));
+	cmi_srv_log_key(conn->peer, cmicro_tls_reason_name(verdict.reason), key, sizeof(key));
 	cmi_srv_log_keyed(conn->srv, SRV_LOG_HANDSHAKE, key, "HTTP-TLS-HANDSHAKE",
 			  "TLS handshake with client %s failed: %s", conn->peer,
 			  verdict.message[0] ? verdict.message : "the client closed the connection");
@@ -190,34 +204,50 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct srv_conn *conn = arg;
 
+	cmi_srv_conn_unwatch(conn);
 	conn_send_close_notify(evcon);
 	conn_log_handshake(conn);
 	conn_release(conn);
 }
 
+/* True when the client has sent part of a request: a byte of its head, or
+ * the whole head and maybe part of the body. evhttp may have taken complete
+ * lines from the input already, so an empty input proves nothing. */
+static bool conn_mid_request(const struct srv_conn *conn)
+{
+	if (!conn->scanning)
+		return true;
+	return cmi_http_head_started(&conn->head) ||
+	       evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0;
+}
+
 static void conn_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_conn *conn = arg;
-	struct bufferevent *bev;
+	char key[160];
 
 	(void)fd;
 	(void)what;
 	if (conn->busy || conn->evcon == NULL)
 		return;
-	bev = evhttp_connection_get_bufferevent(conn->evcon);
-	if (conn->requests > 0 && bev != NULL &&
-	    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+	if (conn->rejecting) {
+		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-REJECT-TIMEOUT",
+			"client %s did not read the rejection within %d ms; closing the connection",
+			conn->peer, conn->srv->opts.read_timeout_ms);
+	} else if (conn->requests > 0 && !conn_mid_request(conn)) {
 		/* A keep-alive connection idle after its requests is closed without a
 		 * warning: only a client that started a request and stalled is worth
 		 * one. */
 		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-IDLE-CLOSE",
 			"closing the idle connection of client %s after %d ms", conn->peer,
 			conn->srv->opts.read_timeout_ms);
-	else
-		cmi_srv_log(conn->srv, SRV_LOG_SLOW, "HTTP-SLOW-CLIENT",
-			    "client %s sent no complete request within %d ms; closing the "
-			    "connection",
-			    conn->peer, conn->srv->opts.read_timeout_ms);
+	} else {
+		cmi_srv_log_key(conn->peer, "slow client", key, sizeof(key));
+		cmi_srv_log_keyed(conn->srv, SRV_LOG_SLOW, key, "HTTP-SLOW-CLIENT",
+				  "client %s sent no complete request within %d ms; closing the "
+				  "connection",
+				  conn->peer, conn->srv->opts.read_timeout_ms);
+	}
 	evhttp_connection_free(conn->evcon); /* calls conn_closed */
 }
 
@@ -265,6 +295,7 @@ static void conn_adopt(struct srv_conn *conn)
 	struct cmi_http_server *srv = conn->srv;
 	bufferevent_data_cb readcb = NULL;
 	void *arg = NULL;
+	char key[160];
 	int one = 1;
 
 	bufferevent_getcb(conn->bev, &readcb, NULL, NULL, &arg);
@@ -282,14 +313,21 @@ static void conn_adopt(struct srv_conn *conn)
 	setsockopt(bufferevent_getfd(conn->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	if (srv->n_conns > srv->opts.max_connections) {
-		cmi_srv_log(srv, SRV_LOG_LIMIT, "HTTP-CONN-LIMIT",
-			    "closed connection from %s: %d connections open, the limit is %d; "
-			    "raise max_connections or add subscribers",
-			    conn->peer, srv->n_conns - 1, srv->opts.max_connections);
+		cmi_srv_log_key(conn->peer, "connection limit", key, sizeof(key));
+		cmi_srv_log_keyed(srv, SRV_LOG_LIMIT, key, "HTTP-CONN-LIMIT",
+				  "closed connection from %s: %d connections open, the limit is %d; "
+				  "raise max_connections or add subscribers",
+				  conn->peer, srv->n_conns - 1, srv->opts.max_connections);
 		evhttp_connection_free(conn->evcon); /* calls conn_closed */
 		return;
 	}
 	conn->deadline = event_new(srv->base, -1, 0, conn_deadline, conn);
+	if (conn->deadline == NULL || cmi_srv_conn_watch(conn) != 0) {
+		cmi_srv_log(srv, SRV_LOG_LIMIT, "HTTP-CONN-SETUP",
+			    "closed connection from %s: %s", conn->peer, cmicro_last_errmsg());
+		evhttp_connection_free(conn->evcon); /* calls conn_closed */
+		return;
+	}
 	cmi_srv_conn_arm(conn);
 }
 
@@ -398,8 +436,12 @@ static int srv_setup(struct cmi_http_server *srv)
 	if (srv->http == NULL || srv->adopt_ev == NULL || srv->reply_ev == NULL)
 		return cmi_error(CMICRO_ENOMEM, "out of memory creating the HTTP server");
 
-	tv.tv_sec = srv->opts.read_timeout_ms / 1000;
-	tv.tv_usec = (srv->opts.read_timeout_ms % 1000) * 1000;
+	/* The connection deadline (cmi_srv_conn_arm) closes slow and idle
+	 * clients and logs which they were. evhttp's own timeout, twice as long,
+	 * only bounds a reply write to a client that stops reading, so it must
+	 * not close a connection first and skip that log line. */
+	tv.tv_sec = (time_t)(2LL * srv->opts.read_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(2LL * srv->opts.read_timeout_ms % 1000 * 1000);
 	evhttp_set_timeout_tv(srv->http, &tv);
 	evhttp_set_max_body_size(srv->http, (ev_ssize_t)srv->opts.max_body);
 	evhttp_set_max_headers_size(srv->http, (ev_ssize_t)srv->opts.max_headers);

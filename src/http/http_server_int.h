@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "http/http_head.h"
 #include "http/http_int.h"
 
 /* Seconds between two log lines of one kind of client problem. */
@@ -29,9 +30,10 @@ enum srv_log_kind {
  * "peer host + reason". */
 struct srv_log_slot {
 	enum srv_log_kind kind;
-	char key[96];
+	char key[160];
 	char msg_id[32];
 	bool used;
+	const char *component;    /* static */
 	double last;              /* monotonic seconds of the last line logged */
 	unsigned long suppressed; /* lines left out since then */
 };
@@ -47,6 +49,17 @@ struct srv_conn {
 	unsigned requests;
 	struct event *deadline;          /* closes a client too slow to send a request */
 	char peer[64];
+
+	/* The strict check of each request head, fed from the input buffer
+	 * before evhttp reads it (see http_head.h). */
+	struct evbuffer_cb_entry *input_cb;
+	struct evbuffer_cb_entry *output_cb; /* logs the errors evhttp sends itself */
+	bool replying;                   /* the server, not evhttp, writes a reply */
+	struct cmi_http_head_scan head;
+	bool scanning;                   /* a request head is expected or arriving */
+	size_t scanned;                  /* bytes at the front of the input already checked */
+	bool rejecting;                  /* the check failed: the reply closes the connection */
+	struct event *reject_ev;         /* sends that reply from the loop */
 };
 
 struct cmi_http_request {
@@ -89,17 +102,46 @@ void cmi_srv_log(struct cmi_http_server *srv, enum srv_log_kind kind, const char
  * does not hide another: key names the peer host and the cause. */
 void cmi_srv_log_keyed(struct cmi_http_server *srv, enum srv_log_kind kind, const char *key,
 		       const char *msg_id, const char *fmt, ...) CMI_PRINTF(5, 6);
+/* As cmi_srv_log_keyed with a component other than "http" (static). */
+void cmi_srv_log_component(struct cmi_http_server *srv, const char *component, const char *key,
+			   const char *msg_id, const char *fmt, ...) CMI_PRINTF(5, 6);
+/* Names a log category: the client's host, without the port that changes
+ * with every connection, and the cause. */
+void cmi_srv_log_key(const char *peer, const char *cause, char *key, size_t size);
 /* Logs the count of each category whose suppressed lines were never
  * reported (at server shutdown). */
 void cmi_srv_log_flush(struct cmi_http_server *srv);
 void cmi_srv_adopt_pending(struct cmi_http_server *srv);
 struct srv_conn *cmi_srv_conn_of(struct cmi_http_server *srv, struct evhttp_request *evreq);
 void cmi_srv_conn_arm(struct srv_conn *conn);
+/* Starts checking the request heads of an adopted connection (in
+ * http_reject.c, as the functions below), and stops it before it closes. */
+int cmi_srv_conn_watch(struct srv_conn *conn);
+void cmi_srv_conn_unwatch(struct srv_conn *conn);
+/* Starts the check of the next request head at the front of the input. */
+void cmi_srv_conn_expect_head(struct srv_conn *conn);
+/* Sends the rejection of a head that failed the check, after the reply
+ * to the previous request, and closes the connection. */
+void cmi_srv_conn_reject(struct srv_conn *conn);
 
 /* In http_request.c. */
 void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg);
 void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg);
 void cmi_srv_detach_requests(struct cmi_http_server *srv);
+/* Clears the connection of the requests that refer to conn, which closes. */
+void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn);
+const char *cmi_srv_status_phrase(int status);
+
+/*
+ * Logs a rejected request, at most once every SRV_LOG_INTERVAL_S seconds for
+ * each client host and reason, with the count of the lines left out. Loop
+ * thread only (in the handler). reason is a short category such as "method";
+ * the line is fmt.
+ * NOTE: this belongs in http_int.h, next to the other request accessors.
+ */
+void cmi_http_request_log_rejected(const struct cmi_http_request *req, const char *component,
+				   const char *reason, const char *msg_id, const char *fmt, ...)
+	CMI_PRINTF(5, 6);
 
 /* Moves the OpenSSL errors that the bufferevent kept back onto the
  * thread's error queue, where cmicro_tls_ssl_failure reads them. Returns
