@@ -215,6 +215,17 @@ static void cli_classify_connect(struct cli_conn *conn, short what)
 		cli_socket_failure(conn, saved, f);
 		return;
 	}
+	/* A node that is stopped (SIGSTOP) or overloaded still gets its
+	 * connections accepted by the kernel, so the time runs out in the TLS
+	 * handshake: that is not a node that cannot be reached. */
+	if (what & BEV_EVENT_TIMEOUT) {
+		f->err = CMICRO_ETIMEDOUT;
+		cmi_fmt(f->message, sizeof(f->message),
+			"%s did not complete the connection in time (TCP or TLS handshake); "
+			"the node is stopped, overloaded or behind a filtering firewall",
+			conn->address);
+		return;
+	}
 	f->err = CMICRO_ECONNECT;
 	cmi_fmt(f->message, sizeof(f->message), "cannot connect to %s; check that the node is "
 						"running and the address is reachable",
