@@ -179,6 +179,10 @@ struct cmicro_subscription {
 	bool running;
 	pthread_t runner;
 	struct brk_ratelimit rl_error; /* used by the one thread running it */
+
+	/* Serialises the registry calls that use svc, and its replacement. */
+	pthread_mutex_t reg_lock;
+	unsigned meta_gen; /* broker->meta_gen that svc's metadata was built at */
 	struct cmi_dedup *dedup;       /* NULL unless the broker de-duplicates */
 };
 
@@ -231,8 +235,11 @@ struct cmicro_broker {
 	struct cmi_http_server *server;
 	struct cmi_http_client *client;
 	struct cmicro_tls_context *server_ctx, *client_ctx;
+	/* Guarded by lock: a reload rewrites them while subscriptions read them. */
 	char cert_fingerprint[100]; /* SHA-256 of the served certificate, "AB:CD:..." */
 	char cert_not_after[32];    /* its expiry, RFC 3339 UTC */
+	unsigned meta_gen;          /* bumped when either changes */
+	bool renew_now;             /* the control thread renews at once */
 
 	/* Metrics and expiry monitoring (metrics.c, monitor.c). */
 	struct cmi_brk_metrics *metrics;
@@ -254,7 +261,7 @@ struct cmicro_broker {
 	/* Loop thread only. */
 	struct brk_topic *topics;
 	struct brk_logged *logged;
-	struct brk_ratelimit rl_drop, rl_reject;
+	struct brk_ratelimit rl_drop;
 	bool closing;
 	size_t outbox_kept; /* messages left in the outbox by this disconnect */
 };
@@ -323,6 +330,10 @@ void cmi_brk_self_check(struct cmicro_broker *b);
 
 /* subscribe.c and workers.c */
 void cmi_brk_on_request(void *user, struct cmi_http_request *req);
+/* Registers (renews) sub, with its metadata rebuilt first when the served
+ * certificate changed since it was built. Does nothing for a subscription
+ * that was unsubscribed, also when that happens concurrently. */
+int cmi_brk_sub_renew(struct cmicro_broker *b, struct cmicro_subscription *sub);
 int cmi_brk_workers_start(struct cmicro_broker *b);
 void cmi_brk_workers_stop(struct cmicro_broker *b);
 /* Queues msg for sub (broker->lock held); false when the queue is full. */

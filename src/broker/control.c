@@ -208,8 +208,7 @@ static void ctl_renew(struct cmicro_broker *b)
 	}
 	pthread_mutex_unlock(&b->lock);
 	for (size_t i = 0; i < n; i++) {
-		if (__atomic_load_n(&subs[i]->broker, __ATOMIC_ACQUIRE) != NULL &&
-		    cmicro_registry_register(b->reg, subs[i]->svc, b->opts.register_ttl_s) != 0) {
+		if (cmi_brk_sub_renew(b, subs[i]) != 0) {
 			cmi_brk_metrics_registry_error(b);
 			cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-RENEW",
 				"cannot renew the registration of node %s: %s; retrying in %d s",
@@ -238,7 +237,8 @@ static void *ctl_main(void *arg)
 			if (b->ctl_head == NULL)
 				b->ctl_tail = NULL;
 			ctl_to_loop(b, m);
-		} else if (cmi_now_mono() >= next_renew) {
+		} else if (cmi_now_mono() >= next_renew || b->renew_now) {
+			b->renew_now = false;
 			pthread_mutex_unlock(&b->lock);
 			ctl_renew(b);
 			next_renew = cmi_now_mono() + b->opts.register_interval_s;
@@ -282,8 +282,14 @@ void cmi_brk_ctl_stop(struct cmicro_broker *b)
 	pthread_mutex_unlock(&b->lock);
 	while (m != NULL) {
 		struct brk_msg *next = m->next;
+		/* An outbox message stays in the file for the next connect, so it
+		 * is not dropped (the loop thread, which counts these too, only
+		 * does so after this thread has stopped). */
+		bool kept = b->outbox != NULL && m->outbox_seq > 0;
 
-		cmi_brk_msg_finish(b, m, CMICRO_ECLOSED, true);
+		if (kept)
+			b->outbox_kept++;
+		cmi_brk_msg_finish(b, m, CMICRO_ECLOSED, !kept);
 		m = next;
 	}
 }

@@ -218,9 +218,6 @@ static void lc_teardown(struct cmicro_broker *b)
 	b->base = NULL;
 }
 
-/* NOTE: messages still queued for the control thread when it stops are
- * counted in stats.dropped even when an outbox keeps them for the next
- * connect, because cmi_brk_ctl_stop finishes them as drops. */
 static void lc_stop_threads(struct cmicro_broker *b)
 {
 	cmi_brk_workers_stop(b);

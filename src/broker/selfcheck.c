@@ -51,8 +51,16 @@ static void sc_identity_facts(struct cmicro_broker *b, X509 *x)
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
 		strftime(not_after, sizeof(not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	pthread_mutex_lock(&b->lock);
-	memcpy(b->cert_fingerprint, fingerprint, sizeof(fingerprint));
-	memcpy(b->cert_not_after, not_after, sizeof(not_after));
+	if (strcmp(b->cert_fingerprint, fingerprint) != 0 ||
+	    strcmp(b->cert_not_after, not_after) != 0) {
+		memcpy(b->cert_fingerprint, fingerprint, sizeof(fingerprint));
+		memcpy(b->cert_not_after, not_after, sizeof(not_after));
+		/* Registered subscriptions carry the old facts: the control
+		 * thread renews them now, with rebuilt metadata. */
+		b->meta_gen++;
+		b->renew_now = true;
+		pthread_cond_broadcast(&b->cond);
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 

@@ -5,29 +5,38 @@
 
 #include "broker/broker_int.h"
 
-static int sub_build_service(struct cmicro_subscription *sub, const struct cmicro_broker *b)
+/* Builds the service sub registers (b->lock held: it reads the served
+ * certificate's facts, which a reload rewrites). */
+static int sub_build_service(const struct cmicro_subscription *sub, const struct cmicro_broker *b,
+			     struct cmicro_service **out)
 {
 	bool secure = b->serve_tls;
+	struct cmicro_service *svc = NULL;
 	struct cmicro_node *node = NULL;
 	int rc;
 
 	rc = cmicro_service_new(CMICRO_BROKER_SERVICE,
-				sub->queue ? sub->queue : CMICRO_BROKER_BROADCAST, &sub->svc);
+				sub->queue ? sub->queue : CMICRO_BROKER_BROADCAST, &svc);
 	if (rc == 0)
-		rc = cmicro_service_add_node(sub->svc, sub->node_id, sub->address, &node);
+		rc = cmicro_service_add_node(svc, sub->node_id, sub->address, &node);
 	if (rc == 0)
-		rc = cmicro_service_set_meta(sub->svc, node, "broker", "http");
+		rc = cmicro_service_set_meta(svc, node, "broker", "http");
 	if (rc == 0)
-		rc = cmicro_service_set_meta(sub->svc, node, "topic", sub->topic);
+		rc = cmicro_service_set_meta(svc, node, "topic", sub->topic);
 	if (rc == 0)
-		rc = cmicro_service_set_meta(sub->svc, node, "secure", secure ? "true" : "false");
+		rc = cmicro_service_set_meta(svc, node, "secure", secure ? "true" : "false");
 	/* Lets `cmicro registry ls` and `cmicro tls scan` show the certificate
 	 * without connecting. */
 	if (rc == 0 && secure && b->cert_fingerprint[0] != '\0')
-		rc = cmicro_service_set_meta(sub->svc, node, "tls_fingerprint", b->cert_fingerprint);
+		rc = cmicro_service_set_meta(svc, node, "tls_fingerprint", b->cert_fingerprint);
 	if (rc == 0 && secure && b->cert_not_after[0] != '\0')
-		rc = cmicro_service_set_meta(sub->svc, node, "tls_not_after", b->cert_not_after);
-	return rc;
+		rc = cmicro_service_set_meta(svc, node, "tls_not_after", b->cert_not_after);
+	if (rc != 0) {
+		cmicro_service_free(svc);
+		return rc;
+	}
+	*out = svc;
+	return 0;
 }
 
 static int sub_new(struct cmicro_broker *b, const char *topic, const char *queue,
@@ -52,8 +61,10 @@ static int sub_new(struct cmicro_broker *b, const char *topic, const char *queue
 	sub->queue = (queue && queue[0]) ? cmi_strdup(queue) : NULL;
 	sub->node_id = cmi_strdup(id);
 	sub->address = cmi_strdup(addr);
+	pthread_mutex_init(&sub->reg_lock, NULL);
+	sub->meta_gen = b->meta_gen;
 	rc = (sub->topic && sub->node_id && sub->address && (!queue || !queue[0] || sub->queue))
-		     ? sub_build_service(sub, b)
+		     ? sub_build_service(sub, b, &sub->svc)
 		     : CMICRO_ENOMEM;
 	if (rc == 0 && b->dedup)
 		rc = cmi_dedup_new((size_t)b->opts.dedup_window, &sub->dedup);
@@ -70,6 +81,7 @@ void cmi_brk_sub_release(struct cmicro_subscription *sub)
 	if (sub == NULL || atomic_fetch_sub(&sub->refs, 1) != 1)
 		return;
 	cmicro_service_free(sub->svc);
+	pthread_mutex_destroy(&sub->reg_lock);
 	cmi_dedup_free(sub->dedup);
 	free(sub->topic);
 	free(sub->queue);
@@ -160,7 +172,11 @@ static void sub_stop(struct cmicro_broker *b, struct cmicro_subscription *sub)
 	jobs = sub_detach(b, sub);
 	pthread_mutex_unlock(&b->lock);
 
+	/* After a renewal under way, which would otherwise register the node
+	 * again right after this removes it. */
+	pthread_mutex_lock(&sub->reg_lock);
 	rc = cmicro_registry_deregister(b->reg, sub->svc);
+	pthread_mutex_unlock(&sub->reg_lock);
 	if (rc != 0) {
 		cmi_brk_metrics_registry_error(b);
 		cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-DEREGISTER",
@@ -180,6 +196,41 @@ static void sub_stop(struct cmicro_broker *b, struct cmicro_subscription *sub)
 		pthread_cond_wait(&b->cond, &b->lock);
 	pthread_mutex_unlock(&b->lock);
 	cmi_brk_sub_release(sub); /* the broker's reference */
+}
+
+/* Replaces sub->svc when the served certificate's facts changed since it
+ * was built (reg_lock held). On failure the old service stays. */
+static int sub_refresh_service(struct cmicro_broker *b, struct cmicro_subscription *sub)
+{
+	struct cmicro_service *fresh = NULL;
+	unsigned gen;
+	int rc = 0;
+
+	pthread_mutex_lock(&b->lock);
+	gen = b->meta_gen;
+	if (gen != sub->meta_gen)
+		rc = sub_build_service(sub, b, &fresh);
+	pthread_mutex_unlock(&b->lock);
+	if (rc != 0 || fresh == NULL)
+		return rc;
+	cmicro_service_free(sub->svc);
+	sub->svc = fresh;
+	sub->meta_gen = gen;
+	return 0;
+}
+
+int cmi_brk_sub_renew(struct cmicro_broker *b, struct cmicro_subscription *sub)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&sub->reg_lock);
+	if (__atomic_load_n(&sub->broker, __ATOMIC_ACQUIRE) != NULL) {
+		rc = sub_refresh_service(b, sub);
+		if (rc == 0)
+			rc = cmicro_registry_register(b->reg, sub->svc, b->opts.register_ttl_s);
+	}
+	pthread_mutex_unlock(&sub->reg_lock);
+	return rc;
 }
 
 CMICRO_API int cmicro_subscription_unsubscribe(struct cmicro_subscription *sub)

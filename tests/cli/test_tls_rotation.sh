@@ -67,6 +67,24 @@ wait_for "$WORK/s1.err" "TLS-RELOADED" 20
 wait_fp "$addr" "$new_fp"
 echo "ok: the new certificate is served without a restart"
 
+# The node's registry metadata follows, so `cmicro registry ls` and the
+# scan show the new fingerprint without connecting.
+registered_fp() {
+	"$CMICRO_BIN" registry ls --json micro.http.broker 2>/dev/null | python3 -c '
+import json, sys
+for svc in json.load(sys.stdin):
+    for node in svc.get("nodes") or []:
+        if node["address"] == sys.argv[1]:
+            print(node["metadata"].get("tls_fingerprint", ""))' "$addr"
+}
+for ((i = 0; i < 50; i++)); do
+	[ "$(registered_fp)" = "$new_fp" ] && break
+	sleep 0.2
+done
+[ "$(registered_fp)" = "$new_fp" ] ||
+	fail "the registry still lists fingerprint $(registered_fp), not $new_fp"
+echo "ok: the registry metadata lists the new fingerprint"
+
 # A damaged certificate file is refused and the last good one stays.
 printf -- '-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n' >"$WORK/live.pem"
 wait_for "$WORK/s1.err" "TLS-RELOAD-FAILED" 20
