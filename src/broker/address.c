@@ -167,6 +167,16 @@ int cmi_brk_join_host_port(const char *host, int port, char *out, size_t size)
 	return 0;
 }
 
+void cmi_brk_log_flush(struct brk_ratelimit *rl, enum cmicro_log_level level, const char *msg_id,
+		       const char *what)
+{
+	if (rl->skipped > 0)
+		cmi_log(level, "broker", msg_id, "%lu more %s were not logged in the last %.0f s",
+			rl->skipped, what, BRK_LOG_INTERVAL_S);
+	rl->skipped = 0;
+	rl->last = 0;
+}
+
 void cmi_brk_log_limited(struct brk_ratelimit *rl, enum cmicro_log_level level,
 			 const char *msg_id, const char *fmt, ...)
 {

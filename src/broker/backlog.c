@@ -270,8 +270,9 @@ static void bl_push(struct cmicro_broker *b, struct brk_msg *m)
 		t->count--;
 		atomic_fetch_sub(&b->stats.backlog, 1);
 		cmi_brk_metrics_backlog(b, t->name, -1);
-		cmi_brk_drop(b, oldest, "the topic's backlog is full; raise backlog_max or fix the "
-					"failing subscribers");
+		cmi_brk_drop(b, oldest, "the topic's backlog is full; fix the failing subscribers, "
+					"raise backlog_max, or keep messages in an outbox "
+					"(MICRO_BROKER_OUTBOX, cmicro pub --outbox)");
 	}
 	m->next = NULL;
 	if (t->tail != NULL)
@@ -402,6 +403,7 @@ void cmi_brk_loop_shutdown(struct cmicro_broker *b)
 		free(t->name);
 		free(t);
 	}
+	cmi_brk_log_flush(&b->rl_drop, CMICRO_LOG_WARNING, "BROKER-DROPPED", "dropped messages");
 	if (b->outbox_kept > 0)
 		cmi_log(CMICRO_LOG_NOTICE, "broker", "BROKER-OUTBOX-KEPT",
 			"%zu undelivered messages stay in outbox %s and are sent on the next "

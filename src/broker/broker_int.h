@@ -275,6 +275,11 @@ int cmi_brk_local_ips(char ***ips, size_t *n);
 void cmi_brk_free_strings(char **list, size_t n);
 int cmi_brk_join_host_port(const char *host, int port, char *out, size_t size);
 
+/* Logs how many lines the limiter held back (if any), so that a burst that
+ * ends is accounted for; what names them ("dropped messages"). */
+void cmi_brk_log_flush(struct brk_ratelimit *rl, enum cmicro_log_level level, const char *msg_id,
+		       const char *what);
+
 /* Logs through a rate limiter; returns without logging inside the interval. */
 void cmi_brk_log_limited(struct brk_ratelimit *rl, enum cmicro_log_level level,
 			 const char *msg_id, const char *fmt, ...) CMI_PRINTF(4, 5);

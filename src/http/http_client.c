@@ -127,8 +127,31 @@ static void cli_fail(struct cli_call *call, int err, const char *fmt, ...)
 
 /* Fills f for a socket error (err, an errno value) that ended the
  * connection before any TLS record arrived. */
+/* A server that requires client certificates rejects one in TLS 1.3 after
+ * the client's side of the handshake is done. When the connection is reset
+ * before its alert could be read, what remains known is that the server
+ * asked for a certificate and then dropped the connection. */
+static bool cli_client_cert_rejected(const struct cli_conn *conn, struct cmi_http_result *f)
+{
+	SSL *ssl = conn->bev != NULL ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+
+	if (ssl == NULL || !SSL_is_init_finished(ssl) || !cmi_tls_ssl_cert_requested(ssl))
+		return false;
+	f->err = CMICRO_EHANDSHAKE;
+	f->tls_reason = CMICRO_TLS_REASON_NONE;
+	cmi_fmt(f->message, sizeof(f->message),
+		"%s asked for a client certificate and reset the connection after the TLS "
+		"handshake: it rejected this node's certificate, or the lack of one; check "
+		"MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE (usage clientAuth, issued by a CA the "
+		"node trusts); the node's log names the cause",
+		conn->address);
+	return true;
+}
+
 static void cli_socket_failure(const struct cli_conn *conn, int err, struct cmi_http_result *f)
 {
+	if ((err == ECONNRESET || err == EPIPE) && cli_client_cert_rejected(conn, f))
+		return;
 	f->err = CMICRO_ECONNECT;
 	f->tls_reason = CMICRO_TLS_REASON_NONE;
 	if (err == ECONNREFUSED)
@@ -283,6 +306,8 @@ static void cli_explain_failure(struct cli_call *call)
 					      "broker node");
 		break;
 	default:
+		if (cli_client_cert_rejected(conn, &call->result))
+			break;
 		cli_fail(call, CMICRO_ECONNECT, "the connection closed before a response; check "
 						"that the node serves %s",
 			 conn->bev ? "HTTPS (its metadata says secure=true)"

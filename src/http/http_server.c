@@ -183,6 +183,7 @@ static void conn_log_handshake(struct srv_conn *conn)
 	cmi_srv_log_keyed(conn->srv, SRV_LOG_HANDSHAKE, key, "HTTP-TLS-HANDSHAKE",
 			  "TLS handshake with client %s failed: %s", conn->peer,
 			  verdict.message[0] ? verdict.message : "the client closed the connection");
+	cmi_http_linger(conn->srv->base, bufferevent_getfd(conn->bev));
 }
 
 /* Sends TLS close_notify before evhttp closes the socket. Without it a
@@ -524,6 +525,7 @@ void cmi_http_server_free(struct cmi_http_server *srv)
 	while (srv->conns != NULL)
 		conn_release(srv->conns);
 	cmi_srv_log_flush(srv);
+	cmi_http_linger_drop(srv->base);
 	if (srv->adopt_ev != NULL)
 		event_free(srv->adopt_ev);
 	if (srv->reply_ev != NULL)

@@ -34,7 +34,8 @@ static int ctx_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *o
 }
 
 /* Records the version field of the peer's hello, so that a failed version
- * negotiation can name the version the peer offered. */
+ * negotiation can name the version the peer offered, and whether the
+ * server asked for a client certificate. */
 static void ctx_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
                        SSL *ssl, void *arg)
 {
@@ -43,12 +44,15 @@ static void ctx_msg_cb(int write_p, int version, int content_type, const void *b
 
 	(void)version;
 	(void)arg;
-	if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 6)
-		return;
-	if (p[0] != SSL3_MT_CLIENT_HELLO && p[0] != SSL3_MT_SERVER_HELLO)
+	if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1)
 		return;
 	data = cmi_tls_ssl_data(ssl);
-	if (data != NULL && data->peer_version == 0)
+	if (data == NULL)
+		return;
+	if (p[0] == SSL3_MT_CERTIFICATE_REQUEST)
+		data->cert_requested = true;
+	if ((p[0] == SSL3_MT_CLIENT_HELLO || p[0] == SSL3_MT_SERVER_HELLO) && len >= 6 &&
+	    data->peer_version == 0)
 		data->peer_version = (p[4] << 8) | p[5];
 }
 
@@ -504,6 +508,13 @@ CMICRO_API void cmicro_tls_context_free(struct cmicro_tls_context *ctx)
 	pthread_mutex_destroy(&ctx->session_lock);
 	cmicro_tls_config_free(ctx->cfg);
 	free(ctx);
+}
+
+bool cmi_tls_ssl_cert_requested(const SSL *ssl)
+{
+	const struct tls_ssl_data *data = cmi_tls_ssl_data(ssl);
+
+	return data != NULL && data->cert_requested;
 }
 
 CMICRO_API SSL_CTX *cmicro_tls_context_ssl_ctx(const struct cmicro_tls_context *ctx)

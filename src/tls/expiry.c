@@ -126,8 +126,9 @@ static void exp_who(const struct cmi_expiry_cert *f, char *buf, size_t size)
 static const char *exp_fix(enum cmi_expiry_kind kind)
 {
 	if (kind == CMI_EXPIRY_OWN)
-		return "renew it (cmicro cert issue) and restart the node with the new "
-		       "MICRO_TLS_CERT_FILE";
+		return "renew it (cmicro cert issue) and move the new certificate and key over "
+		       "MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE (write them elsewhere, then mv): "
+		       "a running node reloads them within MICRO_TLS_RELOAD_INTERVAL seconds";
 	if (kind == CMI_EXPIRY_CA)
 		return "add the CA's successor to MICRO_TLS_CA_FILE and reissue the certificates it "
 		       "signed, because they stop verifying when it expires";

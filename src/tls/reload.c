@@ -140,6 +140,34 @@ static int reload_check_usable(const struct cmicro_cert *cert, const char *cert_
 	                      cert_file);
 }
 
+/* Returns whether x is valid now (between notBefore and notAfter). */
+static bool reload_valid_now(X509 *x)
+{
+	return X509_cmp_current_time(X509_get0_notBefore(x)) < 0 &&
+	       X509_cmp_current_time(X509_get0_notAfter(x)) > 0;
+}
+
+/* A replacement that is expired or not yet valid would make every verifying
+ * peer reject this node, so it is refused while the certificate in use is
+ * still valid (a likely slip in a rotation, such as an old file copied). */
+static int reload_check_dates(struct cmicro_tls_config *cfg, const struct cmicro_cert *fresh)
+{
+	struct cmicro_cert *current = cmi_tls_config_cert_hold(cfg);
+	bool refuse = current != NULL && reload_valid_now(current->x509) &&
+		      !reload_valid_now(fresh->x509);
+
+	cmicro_cert_free(current);
+	if (!refuse)
+		return 0;
+	return cmi_error(CMICRO_ECONFIG,
+			 "certificate %s is %s, while the one in use is still valid; install a "
+			 "certificate that is valid now (check it with cmicro cert inspect)",
+			 cfg->cert_file,
+			 X509_cmp_current_time(X509_get0_notAfter(fresh->x509)) <= 0
+			     ? "expired"
+			     : "not valid yet (its notBefore is in the future)");
+}
+
 static int reload_trust(struct cmicro_tls_config *cfg, struct reload_set *set)
 {
 	int rc = 0;
@@ -176,6 +204,8 @@ static int reload_read(struct cmicro_tls_config *cfg, struct reload_set *set)
 		                           &set->cert);
 		if (rc == 0)
 			rc = reload_check_usable(set->cert, cfg->cert_file);
+		if (rc == 0)
+			rc = reload_check_dates(cfg, set->cert);
 	}
 	if (rc == 0)
 		rc = reload_trust(cfg, set);

@@ -111,6 +111,7 @@ struct tls_ssl_data {
 	char *address;     /* "host:port" of the peer, or its host for clients of a server */
 	char *node_id;     /* the registry node id of the peer, when known */
 	int peer_version;  /* version field of the peer's hello, 0 until seen */
+	bool cert_requested; /* the server sent a CertificateRequest */
 	bool verified;     /* the verification callback ran */
 	struct cmicro_tls_verdict verdict;
 };

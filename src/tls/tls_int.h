@@ -111,6 +111,10 @@ void cmi_tls_record_failure(struct cmicro_tls_config *cfg, const char *address,
  */
 int cmi_tls_config_poll(struct cmicro_tls_config *cfg, uint64_t *seen, bool *changed);
 
+/* Returns whether the server of a client connection asked for a client
+ * certificate during the handshake. */
+bool cmi_tls_ssl_cert_requested(const SSL *ssl);
+
 /* Returns the certificate ctx presents now, with a new reference (release
  * with X509_free), or NULL. */
 X509 *cmi_tls_context_own_cert(struct cmicro_tls_context *ctx);

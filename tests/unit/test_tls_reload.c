@@ -425,6 +425,41 @@ static void test_reload_encrypted_key_uses_passphrase(void **state)
 	cmicro_cert_free(b);
 }
 
+/* An expired replacement of a valid certificate is refused. */
+static void test_reload_expired_replacement_keeps_old(void **state)
+{
+	struct cmicro_cert *a = make_leaf(fx.ca, "node a");
+	struct cmicro_cert *old = NULL;
+	struct cmicro_cert_opts o;
+	static const char *const hosts[] = {"localhost"};
+	struct cmicro_tls_config *scfg = NULL;
+	struct cmicro_tls_context *sctx;
+	bool changed = true;
+
+	(void)state;
+	cmicro_cert_opts_init(&o);
+	o.hosts = hosts;
+	o.n_hosts = 1;
+	o.not_before = time(NULL) - 10 * 86400;
+	o.not_after = time(NULL) - 86400;
+	TK_OK(cmicro_cert_issue(fx.ca, &o, &old));
+	install(a);
+	sctx = server_from_files(&scfg);
+	touch_apart();
+	install(old);
+	tk_log_capture_start();
+	TK_FAIL(cmicro_tls_config_reload(scfg, &changed), CMICRO_ECONFIG);
+	assert_false(changed);
+	TK_CONTAINS(cmicro_last_errmsg(), "is expired, while the one in use is still valid");
+	assert_int_equal(tk_log_count("TLS-RELOAD-FAILED"), 1);
+	tk_log_capture_stop();
+	assert_int_equal(X509_cmp(cmicro_tls_config_get_cert(scfg)->x509, a->x509), 0);
+	cmicro_tls_context_free(sctx);
+	cmicro_tls_config_free(scfg);
+	cmicro_cert_free(a);
+	cmicro_cert_free(old);
+}
+
 static void test_reload_unused_config_ignored(void **state)
 {
 	struct cmicro_cert *a = make_leaf(fx.ca, "node a");
@@ -509,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_reload_ca_file_rotation_trusts_new_ca),
 		cmocka_unit_test(test_reload_in_memory_ca_kept),
 		cmocka_unit_test(test_reload_encrypted_key_uses_passphrase),
+		cmocka_unit_test(test_reload_expired_replacement_keeps_old),
 		cmocka_unit_test(test_reload_unused_config_ignored),
 		cmocka_unit_test(test_reload_poll_waits_for_settled_files),
 		cmocka_unit_test(test_key_mode_readable_by_others_warned),

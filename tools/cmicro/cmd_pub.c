@@ -40,8 +40,9 @@ static void pub_usage(FILE *out)
 		"                 by the next run with this outbox (default MICRO_BROKER_OUTBOX)\n"
 		"  --drain        publish nothing new: send what the outbox holds and exit\n"
 		"\n"
-		"Exit status: 0 every message delivered, 1 some message reached no node (with\n"
-		"an outbox it stays there), 2 usage or setup error.\n");
+		"Exit status: 0 every message delivered to every node of its topic, 1 some\n"
+		"message was not delivered to every node (with an outbox it stays there), 2\n"
+		"usage or setup error.\n");
 }
 
 static int pub_option(struct pub_args *a, const char *arg, const char *value)

@@ -34,6 +34,7 @@ static void sub_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: cmicro sub TOPIC [--queue NAME] [--count N] [--json] [--address HOST:PORT]\n"
+		"                  [--plain] [--dedup]\n"
 		"\n"
 		"Subscribes to TOPIC and prints each message on one line of standard output.\n"
 		"  --queue NAME    join queue group NAME: one member receives each message\n"

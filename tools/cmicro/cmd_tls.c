@@ -851,6 +851,25 @@ static long long tls_leaf_not_after(SSL *ssl)
 	return (long long)timegm(&tm);
 }
 
+/* Ends a completed session with close_notify and reads until the server's
+ * own close (bounded by a short timeout), so that a checked node sees a clean
+ * shutdown instead of a reset, and does not log an error for every check. */
+static void tls_close(SSL *ssl, int fd, const struct tls_check_result *res)
+{
+	struct timeval tv = {.tv_sec = 1};
+	char buf[512];
+
+	if (!res->handshake_done)
+		return;
+	ERR_clear_error();
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+	    SSL_shutdown(ssl) == 0) {
+		for (int i = 0; i < 16 && SSL_read(ssl, buf, sizeof(buf)) > 0; i++)
+			continue;
+	}
+	ERR_clear_error();
+}
+
 int tls_check_run(const struct tls_check_args *args, struct cmicro_tls_context *ctx,
                   struct tls_check_result *res, struct cmicro_cert **chain_out)
 {
@@ -871,6 +890,7 @@ int tls_check_run(const struct tls_check_args *args, struct cmicro_tls_context *
 	res->leaf_not_after = tls_leaf_not_after(ssl);
 	if (chain_out != NULL)
 		*chain_out = tls_peer_chain(ssl);
+	tls_close(ssl, fd, res);
 	SSL_free(ssl);
 	close(fd);
 	return 0;

@@ -21,7 +21,8 @@ static const char report_help[] =
     "node id) that secure mode would reject, the reason, the message and how often.\n"
     "In audit mode (MICRO_TLS_SECURE=audit) these are the failures let through.\n"
     "The report is read over HTTPS without verifying the broker's certificate (or\n"
-    "plain HTTP), so --ca and MICRO_TLS_CA_FILE play no part here.\n"
+    "plain HTTP), so --ca and MICRO_TLS_CA_FILE play no part here. To brokers that\n"
+    "require client certificates it presents MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE.\n"
     "\n"
     "  --address A        the listener of one broker, as printed by 'cmicro sub'\n"
     "                     (default: MICRO_BROKER_ADDRESS)\n"
@@ -103,11 +104,11 @@ static void report_text(const struct cmi_tls_report *rep)
 
 		if (gmtime_r(&t, &tm) != NULL)
 			strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("  REJECT %s %s node %s: %s: %s (seen %llu times, last %s)\n",
+		printf("  REJECT %s %s node %s: %s: %s (seen %llu time%s, last %s)\n",
 		       f->peer_is_client ? "client" : "server",
 		       f->address[0] ? f->address : f->peer, f->node_id[0] ? f->node_id : "-",
 		       cmicro_tls_reason_name(f->reason), f->message, (unsigned long long)f->count,
-		       last);
+		       f->count == 1 ? "" : "s", last);
 	}
 }
 

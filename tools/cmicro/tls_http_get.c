@@ -29,12 +29,18 @@ static void get_done(void *arg, const struct cmi_http_result *res)
 }
 
 /* Report reads are diagnostics of a node the operator names, so the
- * connection does not verify; the report itself says what failed. */
+ * connection does not verify; the report itself says what failed. The
+ * node's own certificate, when the environment names one, is presented to
+ * brokers that require client certificates. */
 static int get_client_ctx(struct cmicro_tls_context **ctx)
 {
+	const char *cert = getenv("MICRO_TLS_CERT_FILE");
+	const char *key = getenv("MICRO_TLS_KEY_FILE");
 	struct cmicro_tls_config *cfg = NULL;
 	int rc = cmicro_tls_config_insecure(&cfg);
 
+	if (rc == 0 && cert != NULL && cert[0] != '\0' && key != NULL && key[0] != '\0')
+		rc = cmicro_tls_config_set_cert_files(cfg, cert, key, NULL);
 	if (rc == 0)
 		rc = cmicro_tls_context_new(cfg, CMICRO_TLS_CLIENT, NULL, ctx);
 	cmicro_tls_config_free(cfg);
