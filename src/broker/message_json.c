@@ -7,7 +7,8 @@
  * escapes strings as json.Marshal of Go 1.22 and later does, so the output
  * is Go's byte for byte. Go before 1.22 writes \u0008 and \u000c where
  * this encoder writes \b and \f, which decode to the same bytes. The
- * decoder parses with jansson.
+ * decoder tries the fast path of message_decode_fast.c for exactly that
+ * form and parses anything else with jansson.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "broker/broker_int.h"
+#include "broker/message_json_int.h"
 
 /* Bytes that json.Marshal writes as \u00XX: control characters other than
  * the five with short escapes, and <, > and & (its HTML-safe escaping). */
@@ -264,18 +266,37 @@ static long b64_check(const char *text, size_t n)
 	return (long)pad;
 }
 
+int cmi_b64_decode_plain(const char *text, size_t n, unsigned char **out, size_t *out_len)
+{
+	unsigned char *data;
+	long pad = b64_check(text, n);
+	int decoded;
+
+	if (pad < 0)
+		return CMICRO_EPROTO;
+	data = malloc(n / 4 * 3 + 1);
+	if (data == NULL)
+		return CMICRO_ENOMEM;
+	decoded = n > 0 ? EVP_DecodeBlock(data, (const unsigned char *)text, (int)n) : 0;
+	if (decoded < 0 || decoded < pad) {
+		free(data);
+		return CMICRO_EPROTO;
+	}
+	*out_len = (size_t)(decoded - pad);
+	data[*out_len] = '\0';
+	*out = data;
+	return 0;
+}
+
 /* Decodes standard base64 with padding, as Go's base64.StdEncoding, which
- * skips line breaks. EVP_DecodeBlock counts padding as zero bytes, so the
- * padding is validated here and subtracted. Text without line breaks, as
- * Go writes it, is decoded in place without a copy. */
+ * skips line breaks. Text without line breaks, as Go writes it, is decoded
+ * in place without a copy. */
 static int b64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
 {
 	char *clean = NULL;
 	const char *text = in;
-	unsigned char *data = NULL;
 	size_t n = len;
-	long pad;
-	int decoded, rc = CMICRO_EPROTO;
+	int rc;
 
 	if (memchr(in, '\n', len) != NULL || memchr(in, '\r', len) != NULL) {
 		clean = b64_strip_line_breaks(in, len, &n);
@@ -283,26 +304,8 @@ static int b64_decode(const char *in, size_t len, unsigned char **out, size_t *o
 			return CMICRO_ENOMEM;
 		text = clean;
 	}
-	pad = b64_check(text, n);
-	if (pad < 0)
-		goto out;
-
-	data = malloc(n / 4 * 3 + 1);
-	if (data == NULL) {
-		rc = CMICRO_ENOMEM;
-		goto out;
-	}
-	decoded = n > 0 ? EVP_DecodeBlock(data, (const unsigned char *)text, (int)n) : 0;
-	if (decoded < 0 || decoded < pad)
-		goto out;
-	*out_len = (size_t)(decoded - pad);
-	data[*out_len] = '\0';
-	*out = data;
-	data = NULL;
-	rc = 0;
-out:
+	rc = cmi_b64_decode_plain(text, n, out, out_len);
 	free(clean);
-	free(data);
 	if (rc == CMICRO_EPROTO)
 		return cmi_error(CMICRO_EPROTO, "message Body is not valid base64: expected "
 						"standard base64 with = padding (Go's encoding of "
@@ -373,7 +376,7 @@ static int dec_fields(struct cmicro_message *msg, json_t *root)
 	return 0;
 }
 
-int cmi_message_decode(const char *json, size_t len, struct cmicro_message **out)
+int cmi_message_decode_jansson(const char *json, size_t len, struct cmicro_message **out)
 {
 	struct cmicro_message *msg = NULL;
 	json_error_t jerr;
@@ -407,4 +410,13 @@ int cmi_message_decode(const char *json, size_t len, struct cmicro_message **out
 	}
 	*out = msg;
 	return 0;
+}
+
+int cmi_message_decode(const char *json, size_t len, struct cmicro_message **out)
+{
+	if (json == NULL || out == NULL)
+		return cmi_error(CMICRO_EINVAL, "message decode: input and output must not be NULL");
+	if (cmi_message_decode_fast(json, len, out) == 0)
+		return 0;
+	return cmi_message_decode_jansson(json, len, out);
 }

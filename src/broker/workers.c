@@ -2,11 +2,42 @@
  * Handler threads. Each subscription keeps its own FIFO of messages and sits
  * at most once in the run queue, so one thread at a time runs it (in
  * arrival order) while the other threads serve other subscriptions.
+ *
+ * The threads wait on a condition variable of their own, not on b->cond:
+ * b->cond also wakes the control thread and the callers of flush and
+ * unsubscribe, and broadcasting it for every message woke every thread of
+ * the broker twice per message. A thread is woken only when a subscription
+ * enters the run queue and a thread is idle.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/broker_int.h"
+
+/* The handler threads' state. b->workers points at threads, so the pool
+ * needs no field of its own in struct cmicro_broker. */
+struct wk_pool {
+	pthread_cond_t wake; /* work entered the run queue, or the broker stops */
+	int idle;            /* threads waiting on wake (b->lock) */
+	pthread_t threads[];
+};
+
+static struct wk_pool *wk_pool_of(struct cmicro_broker *b)
+{
+	if (b->workers == NULL)
+		return NULL;
+	return (struct wk_pool *)((char *)b->workers - offsetof(struct wk_pool, threads));
+}
+
+/* Wakes one idle thread (lock held). */
+static void wk_wake_one(struct cmicro_broker *b)
+{
+	struct wk_pool *pool = wk_pool_of(b);
+
+	if (pool != NULL && pool->idle > 0)
+		pthread_cond_signal(&pool->wake);
+}
 
 bool cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
 		     struct brk_job *job)
@@ -26,24 +57,30 @@ bool cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
 		else
 			b->run_head = sub;
 		b->run_tail = sub;
-		pthread_cond_broadcast(&b->cond);
+		wk_wake_one(b);
 	}
 	return true;
 }
 
-/* Takes the next subscription with work (lock held); NULL when stopping. */
-static struct cmicro_subscription *wk_next(struct cmicro_broker *b)
+/* Takes the next subscription with work (lock held); NULL when stopping.
+ * When more wait behind it, one more idle thread is woken to take them. */
+static struct cmicro_subscription *wk_next(struct cmicro_broker *b, struct wk_pool *pool)
 {
 	struct cmicro_subscription *sub;
 
-	while (b->run_head == NULL && !b->stopping)
-		pthread_cond_wait(&b->cond, &b->lock);
+	while (b->run_head == NULL && !b->stopping) {
+		pool->idle++;
+		pthread_cond_wait(&pool->wake, &b->lock);
+		pool->idle--;
+	}
 	sub = b->run_head;
 	if (sub == NULL)
 		return NULL;
 	b->run_head = sub->next_run;
 	if (b->run_head == NULL)
 		b->run_tail = NULL;
+	else
+		wk_wake_one(b);
 	sub->next_run = NULL;
 	return sub;
 }
@@ -113,7 +150,10 @@ static void wk_run_one(struct cmicro_broker *b, struct cmicro_subscription *sub)
 
 	pthread_mutex_lock(&b->lock);
 	sub->running = false;
-	pthread_cond_broadcast(&b->cond);
+	/* Only sub_stop waits for running to clear, and it detaches sub
+	 * (broker NULL) under the lock before it waits. */
+	if (sub->broker == NULL)
+		pthread_cond_broadcast(&b->cond);
 	if (sub->jobs_head != NULL && sub->broker != NULL) {
 		atomic_fetch_add(&sub->refs, 1);
 		if (b->run_tail != NULL)
@@ -129,10 +169,11 @@ static void wk_run_one(struct cmicro_broker *b, struct cmicro_subscription *sub)
 static void *wk_main(void *arg)
 {
 	struct cmicro_broker *b = arg;
+	struct wk_pool *pool = wk_pool_of(b);
 
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
-		struct cmicro_subscription *sub = wk_next(b);
+		struct cmicro_subscription *sub = wk_next(b, pool);
 
 		if (sub == NULL)
 			break;
@@ -147,11 +188,20 @@ static void *wk_main(void *arg)
 
 int cmi_brk_workers_start(struct cmicro_broker *b)
 {
-	b->workers = cmi_calloc((size_t)b->opts.handler_threads, sizeof(*b->workers));
-	if (b->workers == NULL)
+	struct wk_pool *pool;
+
+	pool = cmi_calloc(1, sizeof(*pool) + (size_t)b->opts.handler_threads *
+						 sizeof(pool->threads[0]));
+	if (pool == NULL)
 		return CMICRO_ENOMEM;
+	pthread_cond_init(&pool->wake, NULL);
+
+	/* Under the lock: the I/O thread reads b->workers in cmi_brk_enqueue. */
+	pthread_mutex_lock(&b->lock);
+	b->workers = pool->threads;
+	pthread_mutex_unlock(&b->lock);
 	for (int i = 0; i < b->opts.handler_threads; i++) {
-		if (cmi_thread_create(&b->workers[i], wk_main, b) != 0)
+		if (cmi_thread_create(&pool->threads[i], wk_main, b) != 0)
 			return cmi_error(CMICRO_EIO, "cannot start handler thread %d of %d", i + 1,
 					 b->opts.handler_threads);
 		b->n_workers++;
@@ -161,15 +211,28 @@ int cmi_brk_workers_start(struct cmicro_broker *b)
 
 void cmi_brk_workers_stop(struct cmicro_broker *b)
 {
+	struct wk_pool *pool;
+
 	pthread_mutex_lock(&b->lock);
+	pool = wk_pool_of(b);
 	b->stopping = true;
 	pthread_cond_broadcast(&b->cond);
+	if (pool != NULL)
+		pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&b->lock);
-	for (int i = 0; i < b->n_workers; i++)
-		pthread_join(b->workers[i], NULL);
-	free(b->workers);
+	for (int i = 0; pool != NULL && i < b->n_workers; i++)
+		pthread_join(pool->threads[i], NULL);
+
+	/* The I/O thread may still enqueue until the loop stops; it then finds
+	 * no pool to wake. */
+	pthread_mutex_lock(&b->lock);
 	b->workers = NULL;
 	b->n_workers = 0;
+	pthread_mutex_unlock(&b->lock);
+	if (pool != NULL) {
+		pthread_cond_destroy(&pool->wake);
+		free(pool);
+	}
 
 	/* Subscriptions are gone by now; drop what the run queue still holds. */
 	pthread_mutex_lock(&b->lock);

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -94,6 +95,10 @@ struct cmi_http_server {
 	struct cmi_http_request *reply_head, *reply_tail;
 
 	struct srv_log_slot log_slots[SRV_LOG_SLOTS];
+
+	/* The Date header of replies, formatted once a second (loop thread). */
+	time_t date_sec;
+	char date[40];
 };
 
 void cmi_srv_log(struct cmi_http_server *srv, enum srv_log_kind kind, const char *msg_id,

@@ -1,0 +1,33 @@
+/* The two envelope decoders behind cmi_message_decode, exposed so that tests
+ * and the differential fuzz target can run each on its own. */
+#ifndef CMICRO_BROKER_MESSAGE_JSON_INT_H
+#define CMICRO_BROKER_MESSAGE_JSON_INT_H
+
+#include <stddef.h>
+
+struct cmicro_message;
+
+/* Returned by cmi_message_decode_fast for input outside the subset it
+ * decodes; cmi_message_decode then runs cmi_message_decode_jansson. */
+#define CMI_DECODE_FALLBACK 1
+
+/* Decodes the envelope as Go's encoding/json and cmi_message_encode write
+ * it: no whitespace, exactly the keys "Header" and "Body" (each at most
+ * once, in any order), a Header object of strings, a Body string of base64.
+ * Returns 0 with *out set, or CMI_DECODE_FALLBACK with *out NULL for
+ * anything else, including input the jansson decoder rejects. It never sets
+ * an error of its own that the caller should report. */
+int cmi_message_decode_fast(const char *json, size_t len, struct cmicro_message **out);
+
+/* Decodes any JSON form of the envelope with jansson; returns 0 or a
+ * negative enum cmicro_err with the error message set. */
+int cmi_message_decode_jansson(const char *json, size_t len, struct cmicro_message **out);
+
+/* Decodes n characters of standard base64 with = padding and no line
+ * breaks into a new NUL-terminated buffer. EVP_DecodeBlock counts padding
+ * as zero bytes, so the padding is checked and subtracted here. Returns 0,
+ * CMICRO_EPROTO for text that is not such base64, or CMICRO_ENOMEM, and
+ * sets no error message. */
+int cmi_b64_decode_plain(const char *text, size_t n, unsigned char **out, size_t *out_len);
+
+#endif
