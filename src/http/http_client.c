@@ -56,18 +56,37 @@ struct cli_call {
 	char label[256];
 	bool get;
 	char *body; /* response body of a GET */
+
+	/* A call waiting for a connection: every node's connections are capped,
+	 * so a burst queues here instead of opening a socket per message. */
+	bool pending;
+	struct cli_call *pnext;      /* in client->pend_head */
+	struct evhttp_request *req;  /* built, not yet handed to evhttp */
+	struct timeval timeout;
+	char key[320];
+	char *path;
+	char *node_id;
+	bool https;
 };
 
 /* Largest response body a GET keeps. */
 #define CLI_GET_BODY_MAX (4u * 1024 * 1024)
+
+/* Connections kept to one node at most. A subscriber accepts 1024 at once
+ * by default, so a few publishers each at this cap stay under its limit,
+ * while 64 requests in flight per node keep a loopback link busy. */
+#define CLI_CONNS_PER_NODE 64
 
 struct cmi_http_client {
 	struct event_base *base;
 	struct cmicro_tls_context *tls;
 	struct cli_conn *conns;
 	struct cli_call *calls;
+	struct cli_call *pend_head, *pend_tail; /* FIFO of calls waiting for a connection */
 	struct event *reap_ev;
 };
+
+static void cli_dispatch(struct cmi_http_client *client, const char *key);
 
 static void cli_conn_free(struct cli_conn *conn)
 {
@@ -87,8 +106,13 @@ static void cli_reap(evutil_socket_t fd, short what, void *arg)
 		struct cli_conn *conn = *link;
 
 		if (conn->dead && !conn->busy) {
+			char key[sizeof(conn->key)];
+
 			*link = conn->next;
+			memcpy(key, conn->key, sizeof(key));
 			cli_conn_free(conn);
+			/* Its slot under the cap is free for a waiting call. */
+			cli_dispatch(client, key);
 		} else {
 			link = &conn->next;
 		}
@@ -367,8 +391,32 @@ static void cli_call_release(struct cli_call *call)
 	if (call->next != NULL)
 		call->next->prev = call->prev;
 	event_free(call->ev);
+	if (call->req != NULL)
+		evhttp_request_free(call->req);
 	free(call->body);
+	free(call->path);
+	free(call->node_id);
 	free(call);
+}
+
+/* Removes call from the waiting list. */
+static void cli_unqueue(struct cli_call *call)
+{
+	struct cmi_http_client *client = call->client;
+	struct cli_call **link = &client->pend_head;
+	struct cli_call *prev = NULL;
+
+	while (*link != NULL && *link != call) {
+		prev = *link;
+		link = &(*link)->pnext;
+	}
+	if (*link == call) {
+		*link = call->pnext;
+		if (client->pend_tail == call)
+			client->pend_tail = prev;
+	}
+	call->pnext = NULL;
+	call->pending = false;
 }
 
 /* Runs on completion, or at the deadline when the response is late. */
@@ -378,7 +426,14 @@ static void cli_call_event(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!call->completed) {
+	if (!call->completed && call->pending) {
+		cli_unqueue(call);
+		cli_fail(call, CMICRO_ETIMEDOUT,
+			 "no free connection to %s within the delivery timeout: %d requests were "
+			 "already under way to that node, which is slow or overloaded",
+			 call->address, CLI_CONNS_PER_NODE);
+		call->completed = true;
+	} else if (!call->completed) {
 		struct cli_conn *conn = call->conn;
 
 		cli_fail(call, CMICRO_ETIMEDOUT, "no response within the delivery timeout; the node "
@@ -391,8 +446,15 @@ static void cli_call_event(evutil_socket_t fd, short what, void *arg)
 		cli_mark_dead(conn);
 		cli_reap(-1, 0, conn->client);
 	}
-	call->done(call->arg, &call->result);
-	cli_call_release(call);
+	{
+		struct cmi_http_client *client = call->client;
+		char key[sizeof(call->key)];
+
+		memcpy(key, call->key, sizeof(key));
+		call->done(call->arg, &call->result);
+		cli_call_release(call);
+		cli_dispatch(client, key);
+	}
 }
 
 int cmi_http_split_address(const char *address, char *host, size_t host_size, int *port)
@@ -607,59 +669,117 @@ static struct cli_call *cli_call_new(struct cmi_http_client *client,
 	return call;
 }
 
-static int cli_get_conn(struct cmi_http_client *client, const struct cmi_http_post *post,
-			struct cli_conn **out)
+/* Counts the connections to key that are open or opening. */
+static int cli_count(const struct cmi_http_client *client, const char *key)
 {
-	char key[320];
+	int n = 0;
 
-	cmi_fmt(key, sizeof(key), "%s://%s", post->https ? "https" : "http", post->address);
-	*out = cli_find_idle(client, key);
-	if (*out != NULL)
-		return 0;
-	return cli_new_conn(client, post, key, out);
+	for (const struct cli_conn *c = client->conns; c != NULL; c = c->next)
+		n += !c->dead && strcmp(c->key, key) == 0;
+	return n;
 }
 
-int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_post *post,
-			 cmi_http_done_fn done, void *arg)
+/* Finds an idle connection to the call's node, or opens one while the node
+ * is under the cap. Returns 0 with *out NULL when the call must wait. */
+static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *call,
+			struct cli_conn **out)
 {
-	struct timeval tv = {post->timeout_ms / 1000, (post->timeout_ms % 1000) * 1000};
-	struct evhttp_request *req;
-	struct cli_conn *conn = NULL;
-	struct cli_call *call;
-	int rc;
+	struct cmi_http_post post = {0};
 
-	rc = cli_get_conn(client, post, &conn);
-	if (rc != 0)
-		return rc;
-	call = cli_call_new(client, post, done, arg);
-	req = call ? cli_build_request(call, post) : NULL;
-	if (req == NULL) {
-		if (call != NULL)
-			cli_call_release(call);
-		return cmi_error(CMICRO_ENOMEM, "out of memory building a request to %s",
-				 post->address);
-	}
+	*out = cli_find_idle(client, call->key);
+	if (*out != NULL || cli_count(client, call->key) >= CLI_CONNS_PER_NODE)
+		return 0;
+	post.https = call->https;
+	post.address = call->address;
+	post.peer_label = call->label;
+	post.node_id = call->node_id;
+	return cli_new_conn(client, &post, call->key, out);
+}
 
+/* Hands the call's request to evhttp on conn. A failure to start is
+ * reported through the call like any other failure. */
+static void cli_start(struct cli_call *call, struct cli_conn *conn)
+{
+	struct evhttp_request *req = call->req;
+
+	call->req = NULL;
 	call->conn = conn;
 	conn->busy = true;
 	conn->call = call;
-	evhttp_connection_set_timeout_tv(conn->evcon, &tv);
-	event_add(call->ev, &tv);
-	if (post->get)
+	evhttp_connection_set_timeout_tv(conn->evcon, &call->timeout);
+	if (call->get)
 		evhttp_connection_set_max_body_size(conn->evcon, CLI_GET_BODY_MAX);
-	if (evhttp_make_request(conn->evcon, req, post->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
-				post->path) != 0) {
+	if (evhttp_make_request(conn->evcon, req, call->get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
+				call->path) != 0) {
 		/* evhttp keeps the request on failure; it never called back. */
 		evhttp_request_free(req);
-		cli_fail(call, CMICRO_ECONNECT, "cannot start a connection to %s", post->address);
+		cli_fail(call, CMICRO_ECONNECT, "cannot start a connection to %s", call->address);
 		conn->busy = false;
 		conn->call = NULL;
 		call->conn = NULL;
 		cli_mark_dead(conn);
 		cli_finish(call);
-		return 0;
+		return;
 	}
 	cli_after_start(conn);
+}
+
+/* Starts the oldest call waiting for key, when a connection is free. */
+static void cli_dispatch(struct cmi_http_client *client, const char *key)
+{
+	struct cli_call *call = client->pend_head;
+	struct cli_conn *conn = NULL;
+
+	while (call != NULL && strcmp(call->key, key) != 0)
+		call = call->pnext;
+	if (call == NULL || cli_conn_for(client, call, &conn) != 0 || conn == NULL)
+		return;
+	cli_unqueue(call);
+	cli_start(call, conn);
+}
+
+static int cli_call_fill(struct cli_call *call, const struct cmi_http_post *post)
+{
+	cmi_fmt(call->key, sizeof(call->key), "%s://%s", post->https ? "https" : "http",
+		post->address);
+	call->https = post->https;
+	call->timeout.tv_sec = post->timeout_ms / 1000;
+	call->timeout.tv_usec = (post->timeout_ms % 1000) * 1000;
+	call->path = cmi_strdup(post->path);
+	call->node_id = post->node_id ? cmi_strdup(post->node_id) : NULL;
+	call->req = cli_build_request(call, post);
+	if (call->path == NULL || (post->node_id != NULL && call->node_id == NULL) ||
+	    call->req == NULL)
+		return cmi_error(CMICRO_ENOMEM, "out of memory building a request to %s",
+				 post->address);
+	return 0;
+}
+
+int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_post *post,
+			 cmi_http_done_fn done, void *arg)
+{
+	struct cli_conn *conn = NULL;
+	struct cli_call *call = cli_call_new(client, post, done, arg);
+	int rc = call != NULL ? cli_call_fill(call, post) : CMICRO_ENOMEM;
+
+	if (rc == 0)
+		rc = cli_conn_for(client, call, &conn);
+	if (rc != 0) {
+		if (call != NULL)
+			cli_call_release(call);
+		return rc;
+	}
+	event_add(call->ev, &call->timeout);
+	if (conn != NULL) {
+		cli_start(call, conn);
+		return 0;
+	}
+	call->pending = true;
+	if (client->pend_tail != NULL)
+		client->pend_tail->pnext = call;
+	else
+		client->pend_head = call;
+	client->pend_tail = call;
 	return 0;
 }
 
@@ -689,6 +809,8 @@ void cmi_http_client_free(struct cmi_http_client *client)
 	while (client->calls != NULL) {
 		struct cli_call *call = client->calls;
 
+		if (call->pending)
+			cli_unqueue(call);
 		if (!call->completed)
 			cli_fail(call, CMICRO_ECLOSED, "the broker closed before a response");
 		call->completed = true;

@@ -222,7 +222,8 @@ static void test_metrics_real_publish_counted(void **state)
 	/* The look-up of the topic without subscribers ends in the backlog on
 	 * the broker's threads; wait (bounded) until it is counted. */
 	text = metrics_text(b);
-	for (int waited = 0; waited < 10000 && strstr(text, "backlogged_total{topic=\"unheard\"}") == NULL;
+	for (int waited = 0;
+	     waited < 10000 && strstr(text, "backlogged_total{topic=\"unheard\"} 1\n") == NULL;
 	     waited += 50) {
 		free(text);
 		usleep(50 * 1000);
