@@ -182,7 +182,7 @@ static size_t bl_account(struct cmicro_broker *b, struct brk_msg *m, int *first_
 	return failed;
 }
 
-static void bl_clear_targets(struct brk_msg *m)
+void cmi_brk_clear_targets(struct brk_msg *m)
 {
 	for (size_t i = 0; i < m->n_targets; i++) {
 		free(m->targets[i].node_id);
@@ -352,7 +352,7 @@ void cmi_brk_attempt_done(struct cmicro_broker *b, struct brk_msg *m)
 			err = CMICRO_EDB;
 		cmi_brk_pub_report(m, m->n_targets > failed ? 0 : err, keep);
 	}
-	bl_clear_targets(m);
+	cmi_brk_clear_targets(m);
 	if (complete) {
 		bl_after_success(b, m);
 		bl_outbox_remove(b, m);

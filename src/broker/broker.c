@@ -161,6 +161,8 @@ static int brk_resolve_deps(struct cmicro_broker *b, const struct cmicro_broker_
 		return rc;
 	b->expiry_warn_days = opts->expiry_warn_days > 0 ? opts->expiry_warn_days
 							 : cmi_brk_expiry_warn_days();
+	if (b->expiry_warn_days < 0)
+		return CMICRO_EINVAL;
 	return cmi_registry_cache_new(b->reg, 0, &b->cache);
 }
 

@@ -156,6 +156,8 @@ struct brk_msg {
 };
 
 void cmi_brk_msg_free(struct brk_msg *m);
+/* Frees the targets of m's last attempt (the nodes that have it stay). */
+void cmi_brk_clear_targets(struct brk_msg *m);
 
 /* A subscription; referenced by its owner and, while subscribed, by the
  * broker. Fields below the lock comment are guarded by broker->lock. */
@@ -328,7 +330,8 @@ void cmi_brk_metrics_backlog(struct cmicro_broker *b, const char *topic, int del
 void cmi_brk_metrics_registry_error(struct cmicro_broker *b);
 
 /* selfcheck.c */
-/* Days before expiry that start warnings: MICRO_TLS_EXPIRY_WARN_DAYS or 30. */
+/* Days before expiry that start warnings: MICRO_TLS_EXPIRY_WARN_DAYS or 30;
+ * -1 with an error set for an invalid value. */
 int cmi_brk_expiry_warn_days(void);
 /* Records the served certificate's facts and logs its problems. */
 void cmi_brk_self_check(struct cmicro_broker *b);

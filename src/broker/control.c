@@ -111,18 +111,6 @@ static int ctl_targets_from(struct brk_msg *m, const struct cmi_service_snapshot
 	return rc;
 }
 
-static void ctl_clear_targets(struct brk_msg *m)
-{
-	for (size_t i = 0; i < m->n_targets; i++) {
-		free(m->targets[i].node_id);
-		free(m->targets[i].address);
-		free(m->targets[i].queue);
-	}
-	free(m->targets);
-	m->targets = NULL;
-	m->n_targets = 0;
-}
-
 static void ctl_resolve(struct cmicro_broker *b, struct brk_msg *m)
 {
 	struct cmi_service_snapshot *snap = NULL;
@@ -167,7 +155,7 @@ static bool ctl_resolve_now(struct cmicro_broker *b, struct brk_msg *m)
 	rc = ctl_targets_from(m, snap);
 	cmi_service_snapshot_release(snap);
 	if (rc != 0)
-		ctl_clear_targets(m);
+		cmi_brk_clear_targets(m);
 	return rc == 0;
 }
 
@@ -186,7 +174,7 @@ void cmi_brk_ctl_push(struct cmicro_broker *b, struct brk_msg *m)
 
 	/* Earlier messages wait for the control thread, so m waits behind them. */
 	if (resolved)
-		ctl_clear_targets(m);
+		cmi_brk_clear_targets(m);
 	if (b->ctl_tail != NULL)
 		b->ctl_tail->next = m;
 	else

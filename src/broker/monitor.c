@@ -63,8 +63,14 @@ static int mon_listener(struct cmicro_broker *b)
 	so.handler = cmi_brk_metrics_on_request;
 	so.user = b;
 	rc = cmi_http_server_new(b->base, &so, &b->metrics_server);
-	if (rc != 0)
-		return rc;
+	if (rc != 0) {
+		char detail[CMI_ERRMSG_MAX];
+
+		cmi_fmt(detail, sizeof(detail), "%s", cmicro_last_errmsg());
+		return cmi_error(rc, "metrics listener (MICRO_METRICS_ADDRESS or the metrics_address "
+				     "option): %s",
+				 detail);
+	}
 
 	cmi_brk_join_host_port(host[0] ? host : "0.0.0.0", cmi_http_server_port(b->metrics_server),
 			       bound, sizeof(bound));

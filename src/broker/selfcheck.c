@@ -26,10 +26,11 @@ int cmi_brk_expiry_warn_days(void)
 	v = strtol(env, &end, 10);
 	if (end != env && *end == '\0' && v >= 1 && v <= 3650)
 		return (int)v;
-	cmi_log(CMICRO_LOG_WARNING, "broker", "BROKER-EXPIRY-DAYS",
-		"MICRO_TLS_EXPIRY_WARN_DAYS=\"%.60s\" is not a number of days from 1 to 3650; "
-		"using %d", env, SC_DEFAULT_WARN_DAYS);
-	return SC_DEFAULT_WARN_DAYS;
+	cmi_error(CMICRO_EINVAL,
+		  "MICRO_TLS_EXPIRY_WARN_DAYS=\"%.60s\" is not a number of days from 1 to 3650; set "
+		  "it to how many days before expiry warnings start, or unset it for %d",
+		  env, SC_DEFAULT_WARN_DAYS);
+	return -1;
 }
 
 /* Fills b->cert_fingerprint ("AB:CD:...") and b->cert_not_after (RFC 3339

@@ -415,7 +415,7 @@ static int srv_bind(struct cmi_http_server *srv, const char *host, int port)
 	srv->bound = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
 	if (srv->bound == NULL)
 		return cmi_error(CMICRO_EIO, "cannot listen on %s:%d: the address is in use or not "
-					     "local; choose another broker address",
+					     "local; choose another address",
 				 host, port);
 	fd = evhttp_bound_socket_get_fd(srv->bound);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)

@@ -43,3 +43,14 @@ MICRO_TLS_EXPIRY_WARN_DAYS=45 run_sub wide 40
 grep -q 'TLS-EXPIRY-30D.*in 40 days (warning threshold 45 days' "$WORK/wide.err" ||
 	fail "MICRO_TLS_EXPIRY_WARN_DAYS=45 did not warn about the 40-day certificate"
 echo "ok: expiry warnings at 5, 20 and 40 days and with a raised threshold"
+
+# A threshold that is not a number of days stops the subscriber with the fix.
+set +e
+MICRO_TLS_EXPIRY_WARN_DAYS=soon MICRO_TLS_CERT_FILE="$WORK/node-40.pem" \
+	MICRO_TLS_KEY_FILE="$WORK/node-40.key" "$CMICRO_BIN" sub orders >"$WORK/bad.out" 2>"$WORK/bad.err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "MICRO_TLS_EXPIRY_WARN_DAYS=soon exited $rc, expected 2"
+grep -q 'MICRO_TLS_EXPIRY_WARN_DAYS="soon" is not a number of days' "$WORK/bad.err" ||
+	fail "the bad threshold is not named"
+echo "ok: an invalid MICRO_TLS_EXPIRY_WARN_DAYS is refused"
