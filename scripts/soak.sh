@@ -39,9 +39,10 @@ SUBS=(b1 q1 q2)
 PIDS=()
 FAILED=0
 
+# Prints the usage text of the header comment, from "usage:" to the end of
+# the comment.
 usage() {
-	sed -n 's/^# \{0,1\}//; 2,/^$/p' "$0" | sed -n '/^usage:/,/^Exit status/p' >&2
-	exit 2
+	sed -n '/^# usage:/,/^[^#]/ { /^#/ s/^# \{0,1\}//p }' "$0"
 }
 
 die() {
@@ -63,7 +64,7 @@ parse_args() {
 		--rate) RATE=${2:-}; shift 2 ;;
 		--valgrind) VALGRIND=1; shift ;;
 		--keep) KEEP=1; shift ;;
-		-h | --help) usage ;;
+		-h | --help) usage; exit 0 ;;
 		*) die "unknown argument \"$1\"; see soak.sh --help" ;;
 		esac
 	done
@@ -131,6 +132,19 @@ sample() {
 	echo "$1 $2 ${rss:-0} ${hwm:-0} $fds" >>"$WORK/samples"
 }
 
+# spawn CMD...: runs CMD with every descriptor above 2 closed. A child that
+# inherited the write end of a publisher's FIFO would keep that publisher
+# from reading end of file, and inherited descriptors would count in the fd
+# samples. Run it in a background subshell.
+spawn() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+	done
+	exec "$@"
+}
+
 start_subscribers() {
 	local name queue wrap=()
 	if [ "$VALGRIND" = 1 ]; then
@@ -140,7 +154,7 @@ start_subscribers() {
 	for name in "${SUBS[@]}"; do
 		queue=()
 		[ "$name" = b1 ] || queue=(--queue workers)
-		SUB=$name "${wrap[@]}" "$BIN" sub "$TOPIC" "${queue[@]}" \
+		(SUB=$name spawn "${wrap[@]}" "$BIN" sub "$TOPIC" "${queue[@]}") \
 			>"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
 		PIDS+=($!)
 		eval "PID_$name=$!"
@@ -156,7 +170,7 @@ start_publishers() {
 	local k fd
 	for ((k = 1; k <= PUBLISHERS; k++)); do
 		mkfifo "$WORK/p$k.in"
-		"$BIN" pub "$TOPIC" - --timeout $((SECONDS_LIMIT + 60)) <"$WORK/p$k.in" \
+		(spawn "$BIN" pub "$TOPIC" - --timeout $((SECONDS_LIMIT + 60))) <"$WORK/p$k.in" \
 			>"$WORK/p$k.out" 2>"$WORK/p$k.err" &
 		PIDS+=($!)
 		eval "PID_p$k=$!"

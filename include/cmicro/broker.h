@@ -41,9 +41,11 @@
  * retry_max_attempts and backlog_max limits, and a disconnect leaves it in
  * the file: the next connect of a broker with the same outbox sends every
  * stored message again, skipping the nodes and queue groups recorded as
- * having it. The file is created with mode 0600 (an existing one is
- * changed to 0600) and locked through "<path>.lock" for the broker's
- * lifetime: a second process or broker opening it fails with CMICRO_EBUSY.
+ * having it. The file is created with mode 0600 (an existing outbox is
+ * changed to 0600; an empty file becomes an outbox, and any other file is
+ * rejected and left unchanged) and the database file itself is locked
+ * (flock) for the broker's lifetime, so a second process or broker opening
+ * it under any name (a symbolic or hard link) fails with CMICRO_EBUSY.
  * When the file holds outbox_max_messages messages or outbox_max_bytes
  * bytes, publish fails with CMICRO_ELIMIT and nothing older is dropped;
  * when it cannot be written (disk full, read-only), publish fails with

@@ -1,8 +1,10 @@
 /*
  * Opening the outbox file: the path checks, the lock that keeps a second
- * process out, the 0600 mode, the schema and its version.
+ * process out, the check that the file is an outbox (or empty), the 0600
+ * mode, the schema and its version.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "broker/outbox_int.h"
@@ -86,60 +89,146 @@ static int ob_check_path(const char *path)
 	return rc;
 }
 
-/* Opens path with O_CREAT and mode 0600, and tightens the mode of an
- * existing file, because the outbox contains message bodies. */
-static int ob_open_private(const char *path, const char *what)
+/* Outboxes open in this process, by inode. A second open in the same
+ * process is rejected from this list before it opens a descriptor of the
+ * file. Closing any descriptor of a file releases every fcntl lock that the
+ * process holds on it, SQLite's included (fcntl(2), "Advisory record
+ * locking"). */
+static pthread_mutex_t ob_open_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct cmi_outbox *ob_open_list;
+
+/* A child made by fork inherits the list but not the fcntl locks, so it
+ * skips the entries of its parent. */
+static const struct cmi_outbox *ob_find_open(dev_t dev, ino_t ino)
+{
+	for (const struct cmi_outbox *o = ob_open_list; o != NULL; o = o->next_open)
+		if (o->dev == dev && o->ino == ino && o->owner == getpid())
+			return o;
+	return NULL;
+}
+
+static void ob_unlist(struct cmi_outbox *ob)
+{
+	pthread_mutex_lock(&ob_open_mutex);
+	for (struct cmi_outbox **p = &ob_open_list; *p != NULL; p = &(*p)->next_open) {
+		if (*p == ob) {
+			*p = ob->next_open;
+			break;
+		}
+	}
+	ob->listed = false;
+	pthread_mutex_unlock(&ob_open_mutex);
+}
+
+static int ob_busy(const struct cmi_outbox *ob, long holder)
+{
+	char who[48] = "another process";
+
+	if (holder > 0)
+		cmi_fmt(who, sizeof(who), "process %ld", holder);
+	return cmi_error(CMICRO_EBUSY,
+	                 "outbox %s is in use by another broker (%s holds its lock); give each "
+	                 "publisher its own outbox file, or stop the other one first",
+	                 ob->path, who);
+}
+
+/* Finds the process holding the flock(2) lock on fd's file in /proc/locks
+ * ("1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"); returns
+ * 0 when it is not listed.
+ * NOTE: on overlay file systems /proc/locks may name another device than
+ * fstat reports, and the holder is then reported as unknown. */
+static long ob_lock_holder(int fd)
+{
+	char line[256], type[16], where[64], want[64];
+	struct stat st;
+	long pid = 0, p;
+	FILE *f;
+
+	if (fstat(fd, &st) != 0 || (f = fopen("/proc/locks", "re")) == NULL)
+		return 0;
+	cmi_fmt(want, sizeof(want), "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev),
+	        (unsigned long)st.st_ino);
+	while (pid == 0 && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%*s %15s %*s %*s %ld %63s", type, &p, where) == 3 &&
+		    strcmp(type, "FLOCK") == 0 && strcmp(where, want) == 0)
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
+/* Opens the database file, creating it with mode 0600 when it does not
+ * exist, and lists it; runs under ob_open_mutex. */
+static int ob_open_fd(struct cmi_outbox *ob)
 {
 	char reason[128];
 	struct stat st;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return cmi_error(CMICRO_ECONFIG,
-		                 "cannot open %s %s for writing: %s; make it and its "
-		                 "directory writable for this user, or " OB_PATH_HINT,
-		                 what, path, strerror_r(errno, reason, sizeof(reason)));
-	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
-		if (fchmod(fd, 0600) != 0) {
-			close(fd);
-			return cmi_error(CMICRO_ECONFIG,
-			                 "%s %s is open to other users and its mode "
-			                 "cannot be set to 0600: %s; run chmod 600 on it",
-			                 what, path, strerror_r(errno, reason, sizeof(reason)));
-		}
-		cmi_log(CMICRO_LOG_NOTICE, "broker", "BROKER-OUTBOX-PRIVATE",
-		        "%s %s was open to other users; its mode is now 0600", what, path);
-	}
-	return fd;
-}
-
-/* Takes the lock file "<path>.lock", so a second process or broker opening
- * the same outbox fails instead of sending its messages twice. The lock
- * ends with the process, even on SIGKILL. */
-static int ob_lock(struct cmi_outbox *ob)
-{
-	char lock_path[4200], holder[32] = "";
-	ssize_t n;
 	int fd;
 
-	cmi_fmt(lock_path, sizeof(lock_path), "%s.lock", ob->path);
-	fd = ob_open_private(lock_path, "outbox lock file");
-	if (fd < 0)
-		return fd;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		n = pread(fd, holder, sizeof(holder) - 1, 0);
-		holder[n > 0 ? n : 0] = '\0';
-		holder[strcspn(holder, "\n")] = '\0';
-		close(fd);
-		return cmi_error(CMICRO_EBUSY,
-		                 "outbox %s is in use by another broker (process %s "
-		                 "holds %s); give each publisher its own outbox file, or "
-		                 "stop the other one first",
-		                 ob->path, holder[0] ? holder : "unknown", lock_path);
+	if (stat(ob->path, &st) == 0 && ob_find_open(st.st_dev, st.st_ino) != NULL)
+		return ob_busy(ob, (long)getpid());
+	fd = open(ob->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(ob->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		ob->created = fd >= 0;
 	}
-	if (ftruncate(fd, 0) == 0)
-		dprintf(fd, "%ld\n", (long)getpid());
+	if (fd < 0)
+		return cmi_error(CMICRO_ECONFIG,
+		                 "cannot open outbox file %s for writing: %s; make it and its "
+		                 "directory writable for this user, or " OB_PATH_HINT,
+		                 ob->path, strerror_r(errno, reason, sizeof(reason)));
 	ob->lock_fd = fd;
+	if (fstat(fd, &st) != 0)
+		return cmi_error(CMICRO_EIO, "cannot read the status of outbox file %s: %s",
+		                 ob->path, strerror_r(errno, reason, sizeof(reason)));
+	if (ob_find_open(st.st_dev, st.st_ino) != NULL)
+		return ob_busy(ob, (long)getpid());
+	ob->dev = st.st_dev;
+	ob->ino = st.st_ino;
+	ob->owner = getpid();
+	ob->next_open = ob_open_list;
+	ob_open_list = ob;
+	ob->listed = true;
+	return 0;
+}
+
+/* Locks the database file itself with flock(2), so a second process fails
+ * through any name of the file. On Linux, flock and fcntl locks do not
+ * interact, so SQLite's fcntl locks on the same file work as before
+ * (flock(2), NOTES). The lock ends with the process, even on SIGKILL.
+ * NOTE: NFS emulates flock with fcntl locks on the whole file, which would
+ * conflict with SQLite's; SQLite's WAL mode does not work on network file
+ * systems either, so an outbox belongs on a local disk. */
+static int ob_lock(struct cmi_outbox *ob)
+{
+	int rc;
+
+	pthread_mutex_lock(&ob_open_mutex);
+	rc = ob_open_fd(ob);
+	pthread_mutex_unlock(&ob_open_mutex);
+	if (rc != 0)
+		return rc;
+	if (flock(ob->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		return ob_busy(ob, ob_lock_holder(ob->lock_fd));
+	return 0;
+}
+
+/* Sets the mode of the locked file to 0600, because the outbox contains
+ * message bodies. Runs once the file is known to be an outbox. */
+static int ob_make_private(struct cmi_outbox *ob)
+{
+	char reason[128];
+	struct stat st;
+
+	if (fstat(ob->lock_fd, &st) != 0 || (st.st_mode & 077) == 0)
+		return 0;
+	if (fchmod(ob->lock_fd, 0600) != 0)
+		return cmi_error(CMICRO_ECONFIG,
+		                 "outbox file %s is open to other users and its mode cannot be set "
+		                 "to 0600: %s; run chmod 600 on it",
+		                 ob->path, strerror_r(errno, reason, sizeof(reason)));
+	cmi_log(CMICRO_LOG_NOTICE, "broker", "BROKER-OUTBOX-PRIVATE",
+	        "outbox file %s was open to other users; its mode is now 0600", ob->path);
 	return 0;
 }
 
@@ -174,6 +263,14 @@ static int ob_sql_int(sqlite3 *db, const char *sql, long long *value)
 	return rc;
 }
 
+static int ob_not_outbox(const struct cmi_outbox *ob, long long app_id, long long tables)
+{
+	return cmi_error(CMICRO_ECONFIG,
+	                 "%s is not a cmicro outbox: it is an SQLite database of another program "
+	                 "(application id %lld, %lld tables), so it was left unchanged; " OB_PATH_HINT,
+	                 ob->path, app_id, tables);
+}
+
 /* Creates the schema in an empty file, or checks that an existing file is
  * an outbox of the version this build reads. Runs inside a transaction. */
 static int ob_check_schema(struct cmi_outbox *ob)
@@ -195,11 +292,7 @@ static int ob_check_schema(struct cmi_outbox *ob)
 		                                                 "creating the schema");
 	}
 	if (app_id != CMI_OUTBOX_APP_ID)
-		return cmi_error(CMICRO_ECONFIG,
-		                 "outbox file %s is an SQLite database of another "
-		                 "program (application id %lld, %lld tables), not a "
-		                 "cmicro outbox; " OB_PATH_HINT,
-		                 ob->path, app_id, tables);
+		return ob_not_outbox(ob, app_id, tables);
 	if (version != CMI_OUTBOX_SCHEMA_VERSION)
 		return cmi_error(CMICRO_ECONFIG,
 		                 "outbox file %s has schema version %lld, but this "
@@ -265,21 +358,57 @@ static int ob_connect(struct cmi_outbox *ob, const char *synchronous, sqlite3 **
 	return 0;
 }
 
+/* Checks, before anything is changed, that the locked file is empty, an
+ * SQLite database without tables or application id, or an outbox. The
+ * check uses a connection of its own that is closed before the file's mode
+ * is set, so any -wal and -shm files are made afresh with the new mode. */
+static int ob_check_kind(struct cmi_outbox *ob)
+{
+	static const char magic[16] = "SQLite format 3";
+	long long app_id = 0, tables = 0;
+	sqlite3 *db = NULL;
+	char header[16];
+	struct stat st;
+	int rc;
+
+	if (fstat(ob->lock_fd, &st) == 0 && st.st_size == 0)
+		return 0;
+	if (pread(ob->lock_fd, header, sizeof(header), 0) != (ssize_t)sizeof(header) ||
+	    memcmp(header, magic, sizeof(magic)) != 0)
+		return cmi_error(CMICRO_ECONFIG,
+		                 "%s is not a cmicro outbox: it is neither empty nor an SQLite "
+		                 "database, so it was left unchanged; " OB_PATH_HINT,
+		                 ob->path);
+
+	rc = sqlite3_open_v2(ob->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, CMI_OUTBOX_BUSY_MS);
+		rc = ob_sql_int(db, "PRAGMA application_id", &app_id);
+	}
+	if (rc == SQLITE_OK)
+		rc = ob_sql_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+	if (rc != SQLITE_OK)
+		rc = cmi_outbox_sqlite_error(db, rc, ob->path, "reading the application id");
+	else if (app_id != CMI_OUTBOX_APP_ID && (app_id != 0 || tables != 0))
+		rc = ob_not_outbox(ob, app_id, tables);
+	sqlite3_close_v2(db);
+	return rc;
+}
+
 static int ob_open_file(struct cmi_outbox *ob)
 {
-	int fd, rc = ob_check_path(ob->path);
+	int rc = ob_check_path(ob->path);
 
 	if (rc == 0)
 		rc = ob_lock(ob);
-	if (rc != 0)
-		return rc;
-	/* Created here rather than by SQLite, which would use mode 0644; its
-	 * -wal and -shm files copy the mode of the database file. */
-	fd = ob_open_private(ob->path, "outbox file");
-	if (fd < 0)
-		return fd;
-	close(fd);
-	rc = ob_connect(ob, "FULL", &ob->db_put);
+	if (rc == 0)
+		rc = ob_check_kind(ob);
+	/* Before SQLite creates the -wal and -shm files, which copy the mode of
+	 * the database file. */
+	if (rc == 0)
+		rc = ob_make_private(ob);
+	if (rc == 0)
+		rc = ob_connect(ob, "FULL", &ob->db_put);
 	if (rc == 0)
 		rc = ob_init_schema(ob);
 	if (rc == 0)
@@ -307,6 +436,7 @@ int cmi_outbox_open(const char *path, size_t max_messages, size_t max_bytes,
 	ob->path = cmi_strdup(path);
 	rc = ob->path ? ob_open_file(ob) : CMICRO_ENOMEM;
 	if (rc != 0) {
+		ob->remove_on_close = ob->created;
 		cmi_outbox_close(ob);
 		return rc;
 	}
@@ -318,11 +448,17 @@ void cmi_outbox_close(struct cmi_outbox *ob)
 {
 	if (ob == NULL)
 		return;
-	/* sqlite3_close_v2 with a NULL handle is a no-op. */
+	/* sqlite3_close_v2 with a NULL handle is a no-op. The descriptor that
+	 * holds the lock is closed last, so no other broker can lock the file
+	 * while SQLite still uses it or before a failed create is removed. */
 	sqlite3_close_v2(ob->db_done);
 	sqlite3_close_v2(ob->db_put);
+	if (ob->remove_on_close)
+		unlink(ob->path);
 	if (ob->lock_fd >= 0)
 		close(ob->lock_fd);
+	if (ob->listed)
+		ob_unlist(ob);
 	pthread_mutex_destroy(&ob->done_lock);
 	pthread_mutex_destroy(&ob->put_lock);
 	free(ob->path);

@@ -8,7 +8,9 @@
 #define CMICRO_BROKER_OUTBOX_INT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -28,7 +30,16 @@
 
 struct cmi_outbox {
 	char *path;
-	int lock_fd; /* "<path>.lock", locked with flock(LOCK_EX) while open */
+	/* The database file itself, locked with flock(LOCK_EX) while open, so
+	 * the lock follows the inode through symbolic and hard links. */
+	int lock_fd;
+	dev_t dev;
+	ino_t ino;
+	pid_t owner; /* the process that opened it */
+	struct cmi_outbox *next_open; /* in the list of this process's outboxes */
+	bool listed;
+	bool created;       /* this open created the file */
+	bool remove_on_close; /* the open failed after creating the file */
 	size_t max_messages, max_bytes;
 
 	/* Guards db_put and the usage counters. db_put commits with
@@ -62,9 +73,14 @@ typedef int (*cmi_outbox_row_fn)(void *user, const struct cmi_outbox_row *row);
 
 /*
  * Opens (creating with mode 0600) and locks the outbox at path. Zero limits
- * take the defaults. Fails with CMICRO_ECONFIG for a path that cannot hold
- * the file or a file that is no outbox, CMICRO_EBUSY when another process
- * or broker holds it, CMICRO_EIO when SQLite cannot read or write it.
+ * take the defaults. An existing empty file, or an SQLite database without
+ * tables or application id, becomes a new outbox. Any other file is left
+ * unchanged: its content, its mode and its journal mode are only changed
+ * once it has been recognised as an outbox. Fails with CMICRO_ECONFIG for
+ * a path that cannot hold the file or a file that is not a cmicro outbox,
+ * CMICRO_EBUSY when another process or broker holds it (through any name),
+ * CMICRO_EIO when SQLite cannot read or write it. A file this call created
+ * is removed again when it fails.
  */
 int cmi_outbox_open(const char *path, size_t max_messages, size_t max_bytes,
                     struct cmi_outbox **out);

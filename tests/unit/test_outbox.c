@@ -3,8 +3,10 @@
  * paths. */
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,9 +85,9 @@ static void test_outbox_open_creates_private_files(void **state)
 	put(ob, "t", "id-1");
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
+	/* The lock is on the database file itself: no lock file. */
 	cmi_fmt(lock, sizeof(lock), "%s.lock", path);
-	assert_int_equal(stat(lock, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_not_equal(stat(lock, &st), 0);
 	cmi_fmt(lock, sizeof(lock), "%s-wal", path);
 	assert_int_equal(stat(lock, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -153,6 +155,222 @@ static void test_outbox_second_process_busy(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	cmi_outbox_close(ob);
+	tk_tmpdir_remove(dir);
+}
+
+/* The lock follows the file, so a symbolic link to an open outbox is the
+ * same outbox. */
+static void test_outbox_symlink_second_open_busy(void **state)
+{
+	char *dir = tk_tmpdir();
+	char path[512], link_path[512];
+	struct cmi_outbox *ob, *second = NULL;
+
+	(void)state;
+	ob = open_ok(tk_path(path, sizeof(path), dir, "outbox.db"));
+	tk_path(link_path, sizeof(link_path), dir, "other-name.db");
+	assert_int_equal(symlink(path, link_path), 0);
+	TK_FAIL(cmi_outbox_open(link_path, 0, 0, &second), CMICRO_EBUSY);
+	assert_null(second);
+	TK_CONTAINS(cmicro_last_errmsg(), "is in use by another broker");
+	cmi_outbox_close(ob);
+	tk_tmpdir_remove(dir);
+}
+
+/* A hard link opened by another process: the lock is on the inode, not on
+ * a name. */
+static void test_outbox_hardlink_second_process_busy(void **state)
+{
+	char *dir = tk_tmpdir();
+	char path[512], link_path[512], holder[48];
+	struct cmi_outbox *ob;
+	int status = 0, pipe_fd[2];
+	char text[CMI_ERRMSG_MAX] = "";
+	ssize_t n;
+	pid_t child;
+
+	(void)state;
+	ob = open_ok(tk_path(path, sizeof(path), dir, "outbox.db"));
+	tk_path(link_path, sizeof(link_path), dir, "hard-link.db");
+	assert_int_equal(link(path, link_path), 0);
+	assert_int_equal(pipe(pipe_fd), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct cmi_outbox *other = NULL;
+		int rc = cmi_outbox_open(link_path, 0, 0, &other);
+		const char *msg = cmicro_last_errmsg();
+
+		if (write(pipe_fd[1], msg, strlen(msg)) < 0)
+			_exit(2);
+		_exit(rc == CMICRO_EBUSY ? 0 : 1);
+	}
+	close(pipe_fd[1]);
+	n = read(pipe_fd[0], text, sizeof(text) - 1);
+	close(pipe_fd[0]);
+	text[n > 0 ? n : 0] = '\0';
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	TK_CONTAINS(text, "is in use by another broker");
+	cmi_fmt(holder, sizeof(holder), "process %ld", (long)getpid());
+	TK_CONTAINS(text, holder);
+	cmi_outbox_close(ob);
+	tk_tmpdir_remove(dir);
+}
+
+/* Whether path exists. */
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static bool sibling_exists(const char *path, const char *suffix)
+{
+	char name[600];
+
+	return exists(cmi_fmt(name, sizeof(name), "%s%s", path, suffix));
+}
+
+/* The first 4 KiB of a file as text. */
+static void read_text(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, size - 1);
+	close(fd);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+}
+
+/* sqlite3_exec callback that keeps a copy of the first column. */
+static int keep_text(void *user, int n, char **values, char **names)
+{
+	char **out = user;
+
+	(void)names;
+	if (n > 0 && values[0] != NULL && *out == NULL)
+		*out = cmi_strdup(values[0]);
+	return 0;
+}
+
+static void test_outbox_text_file_left_unchanged(void **state)
+{
+	char *dir = tk_tmpdir();
+	char path[512], text[4096];
+	struct cmi_outbox *ob = NULL;
+	struct stat st;
+
+	(void)state;
+	tk_path(path, sizeof(path), dir, "notes.txt");
+	tk_write(path, "shopping list\nmilk\n");
+	assert_int_equal(chmod(path, 0644), 0);
+	TK_FAIL(cmi_outbox_open(path, 0, 0, &ob), CMICRO_ECONFIG);
+	assert_null(ob);
+	TK_CONTAINS(cmicro_last_errmsg(), "is not a cmicro outbox");
+	TK_CONTAINS(cmicro_last_errmsg(), path);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	read_text(path, text, sizeof(text));
+	assert_string_equal(text, "shopping list\nmilk\n");
+	assert_false(sibling_exists(path, ".lock"));
+	assert_false(sibling_exists(path, "-wal"));
+	assert_false(sibling_exists(path, "-shm"));
+	assert_false(sibling_exists(path, "-journal"));
+	tk_tmpdir_remove(dir);
+}
+
+static void test_outbox_other_database_left_unchanged(void **state)
+{
+	char *dir = tk_tmpdir();
+	char path[512];
+	struct cmi_outbox *ob = NULL;
+	sqlite3 *db = NULL;
+	char *mode = NULL;
+	struct stat st;
+
+	(void)state;
+	tk_path(path, sizeof(path), dir, "other.db");
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(chmod(path, 0644), 0);
+	TK_FAIL(cmi_outbox_open(path, 0, 0, &ob), CMICRO_ECONFIG);
+	TK_CONTAINS(cmicro_last_errmsg(), "is not a cmicro outbox");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_false(sibling_exists(path, ".lock"));
+	assert_false(sibling_exists(path, "-wal"));
+
+	/* The other program's journal mode stays as it was. */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode", keep_text, &mode, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	assert_non_null(mode);
+	assert_string_equal(mode, "delete");
+	free(mode);
+	tk_tmpdir_remove(dir);
+}
+
+/* A file size limit of 0 makes SQLite's first write fail after the open
+ * created the file; the failed open removes what it created. */
+static void test_outbox_failed_create_leaves_nothing(void **state)
+{
+	char *dir = tk_tmpdir();
+	char path[512];
+	int status = 0;
+	pid_t child;
+
+	(void)state;
+	tk_path(path, sizeof(path), dir, "outbox.db");
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct rlimit none = {0, 0};
+		struct cmi_outbox *ob = NULL;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &none) != 0)
+			_exit(10);
+		if (cmi_outbox_open(path, 0, 0, &ob) == 0)
+			_exit(11);
+		_exit(exists(path) ? 12 : sibling_exists(path, "-wal") ? 13 : 0);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	tk_tmpdir_remove(dir);
+}
+
+/* A damaged outbox keeps the message that it may still hold messages. */
+static void test_outbox_damaged_outbox_fails_clearly(void **state)
+{
+	char *dir = tk_tmpdir();
+	char path[512], junk[512];
+	struct cmi_outbox *ob = NULL;
+	int fd;
+
+	(void)state;
+	ob = open_ok(tk_path(path, sizeof(path), dir, "outbox.db"));
+	put(ob, "t", "id-1");
+	cmi_outbox_close(ob);
+	ob = NULL;
+	/* The b-tree page header of page 1 starts at byte 100, after the
+	 * database header that names the file an outbox. */
+	memset(junk, 0xee, sizeof(junk));
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), 100), (ssize_t)sizeof(junk));
+	close(fd);
+	TK_FAIL(cmi_outbox_open(path, 0, 0, &ob), CMICRO_EIO);
+	assert_null(ob);
+	TK_CONTAINS(cmicro_last_errmsg(), "is not a valid SQLite database");
+	TK_CONTAINS(cmicro_last_errmsg(), "may still hold undelivered messages");
 	tk_tmpdir_remove(dir);
 }
 
@@ -323,7 +541,9 @@ static void test_outbox_full_file_fails_clearly(void **state)
 	tk_tmpdir_remove(dir);
 }
 
-static void test_outbox_corrupt_file_fails_clearly(void **state)
+/* A file that never was an SQLite database is not taken for a damaged
+ * outbox. */
+static void test_outbox_non_sqlite_file_rejected(void **state)
 {
 	char *dir = tk_tmpdir();
 	char path[512], text[4200];
@@ -334,9 +554,9 @@ static void test_outbox_corrupt_file_fails_clearly(void **state)
 	memset(text, 'Z', sizeof(text) - 1);
 	text[sizeof(text) - 1] = '\0';
 	tk_write(path, text);
-	TK_FAIL(cmi_outbox_open(path, 0, 0, &ob), CMICRO_EIO);
+	TK_FAIL(cmi_outbox_open(path, 0, 0, &ob), CMICRO_ECONFIG);
 	assert_null(ob);
-	TK_CONTAINS(cmicro_last_errmsg(), "is not a valid SQLite database");
+	TK_CONTAINS(cmicro_last_errmsg(), "is not a cmicro outbox");
 	TK_CONTAINS(cmicro_last_errmsg(), path);
 	tk_tmpdir_remove(dir);
 }
@@ -499,13 +719,19 @@ int main(void)
 	    cmocka_unit_test(test_outbox_open_tightens_existing_mode),
 	    cmocka_unit_test(test_outbox_second_open_busy),
 	    cmocka_unit_test(test_outbox_second_process_busy),
+	    cmocka_unit_test(test_outbox_symlink_second_open_busy),
+	    cmocka_unit_test(test_outbox_hardlink_second_process_busy),
+	    cmocka_unit_test(test_outbox_text_file_left_unchanged),
+	    cmocka_unit_test(test_outbox_other_database_left_unchanged),
+	    cmocka_unit_test(test_outbox_damaged_outbox_fails_clearly),
+	    cmocka_unit_test(test_outbox_failed_create_leaves_nothing),
 	    cmocka_unit_test(test_outbox_stored_messages_load_after_reopen),
 	    cmocka_unit_test(test_outbox_delete_removes_message),
 	    cmocka_unit_test(test_outbox_partial_delivery_persists),
 	    cmocka_unit_test(test_outbox_message_limit_rejects_new),
 	    cmocka_unit_test(test_outbox_byte_limit_rejects_new),
 	    cmocka_unit_test(test_outbox_full_file_fails_clearly),
-	    cmocka_unit_test(test_outbox_corrupt_file_fails_clearly),
+	    cmocka_unit_test(test_outbox_non_sqlite_file_rejected),
 	    cmocka_unit_test(test_outbox_other_database_rejected),
 	    cmocka_unit_test(test_outbox_directory_path_rejected),
 	    cmocka_unit_test(test_outbox_missing_directory_rejected),

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmicro/cmicro.h>
 
@@ -30,7 +31,8 @@ static void pub_usage(FILE *out)
 		"Publishes MESSAGE to every subscriber of TOPIC, or one message per line of\n"
 		"standard input with \"-\". Undelivered messages are retried until delivered or\n"
 		"until the timeout, before the command exits. Each message gets a random\n"
-		"Micro-Id header unless --header Micro-Id=ID sets one.\n"
+		"Micro-Id header unless --header Micro-Id=ID sets one (not with \"-\", where\n"
+		"each line needs its own id).\n"
 		"  --header K=V   add a message header (repeatable; no line breaks)\n"
 		"  --wait         print the delivery to each node (ok, or failed with the reason)\n"
 		"  --timeout S    seconds to wait for results and retries (default 10)\n"
@@ -38,11 +40,14 @@ static void pub_usage(FILE *out)
 		"                 and keep it there until every subscriber has it, so messages\n"
 		"                 not delivered by the timeout (or by a killed process) are sent\n"
 		"                 by the next run with this outbox (default MICRO_BROKER_OUTBOX)\n"
-		"  --drain        publish nothing new: send what the outbox holds and exit\n"
+		"  --drain        publish nothing new: send what the existing outbox FILE holds,\n"
+		"                 print how many messages were sent, and exit\n"
 		"\n"
 		"Exit status: 0 every message delivered to every node of its topic, 1 some\n"
 		"message was not delivered to every node (with an outbox it stays there), 2\n"
-		"usage or setup error.\n");
+		"usage or setup error (an outbox to drain that does not exist included).\n"
+		"Messages that were not delivered are listed in a closing line: published,\n"
+		"delivered, dropped, and with an outbox, kept in the outbox.\n");
 }
 
 static int pub_option(struct pub_args *a, const char *arg, const char *value)
@@ -76,22 +81,55 @@ static int pub_option(struct pub_args *a, const char *arg, const char *value)
 	return 0;
 }
 
+/* A fixed Micro-Id on every line of "-" would make a --dedup subscriber
+ * drop all lines but the first as repeats. */
+static bool pub_fixed_id(const struct pub_args *a)
+{
+	for (int i = 0; i < a->n_headers; i++)
+		if (strncmp(a->headers[i], "Micro-Id=", strlen("Micro-Id=")) == 0)
+			return true;
+	return false;
+}
+
+/* --drain reads an existing outbox: creating one would only hide a wrong
+ * path. */
+static int pub_check_drain(const struct pub_args *a)
+{
+	struct stat st;
+
+	if (a->outbox == NULL) {
+		cli_error("--drain needs an outbox; give --outbox FILE or set MICRO_BROKER_OUTBOX");
+		return -1;
+	}
+	if (a->topic != NULL) {
+		cli_error("--drain publishes nothing new; leave out TOPIC and MESSAGE");
+		return -1;
+	}
+	if (stat(a->outbox, &st) != 0) {
+		cli_error("outbox %s does not exist, so there is nothing to drain; give the path "
+			  "that the publisher used with --outbox or MICRO_BROKER_OUTBOX",
+			  a->outbox);
+		return -1;
+	}
+	return 0;
+}
+
 static int pub_check(struct pub_args *a)
 {
 	const char *env = getenv("MICRO_BROKER_OUTBOX");
 
 	if (a->outbox == NULL && env != NULL && env[0] != '\0')
 		a->outbox = env;
-	if (a->drain && a->outbox == NULL) {
-		cli_error("--drain needs an outbox; give --outbox FILE or set MICRO_BROKER_OUTBOX");
-		return -1;
-	}
-	if (a->drain && a->topic != NULL) {
-		cli_error("--drain publishes nothing new; leave out TOPIC and MESSAGE");
-		return -1;
-	}
-	if (!a->drain && (a->topic == NULL || a->message == NULL)) {
+	if (a->drain)
+		return pub_check_drain(a);
+	if (a->topic == NULL || a->message == NULL) {
 		cli_error("missing %s; see 'cmicro pub --help'", a->topic ? "MESSAGE" : "TOPIC");
+		return -1;
+	}
+	if (strcmp(a->message, "-") == 0 && pub_fixed_id(a)) {
+		cli_error("--header Micro-Id gives every line of standard input the same id, so a "
+			  "--dedup subscriber would drop all but the first; leave it out to give "
+			  "each line its own random id");
 		return -1;
 	}
 	return 0;
@@ -213,30 +251,66 @@ static int pub_stdin(struct cmicro_broker *b, const struct pub_args *a)
 	return rc;
 }
 
-/* Waits for retries, then decides the exit status from the counters. */
-static int pub_finish(struct cmicro_broker *b, const struct pub_args *a)
+/* Prints the closing summary after the disconnect, so nothing is in
+ * flight or in the backlog any more. Every message published in this run
+ * or loaded from the outbox at connect was then delivered, dropped or kept
+ * in the outbox, so the delivered count is what the other two leave. The
+ * outbox count includes invalid rows, which were loaded but never sent. */
+static void pub_summary(const struct pub_args *a, const struct cmicro_broker_stats *st,
+			uint64_t loaded, const char *reason)
+{
+	uint64_t total = st->published + loaded;
+	uint64_t undelivered = st->dropped + st->outbox;
+	uint64_t delivered = total > undelivered ? total - undelivered : 0;
+	char kept[512] = "";
+
+	if (a->outbox != NULL)
+		snprintf(kept, sizeof(kept), ", %llu kept in outbox %s",
+			 (unsigned long long)st->outbox, a->outbox);
+	cli_error("%s; %llu published, %llu delivered, %llu in the backlog, %llu dropped%s", reason,
+		  (unsigned long long)st->published, (unsigned long long)delivered,
+		  (unsigned long long)st->backlog, (unsigned long long)st->dropped, kept);
+	if (loaded > 0)
+		cli_error("the delivered and kept counts include %llu messages loaded from the "
+			  "outbox at the start",
+			  (unsigned long long)loaded);
+	if (st->outbox > 0)
+		cli_error("the next 'cmicro pub' with this outbox sends the kept messages "
+			  "('cmicro pub --drain --outbox %s' sends only those); rows reported as "
+			  "BROKER-OUTBOX-BAD-ROW are never sent and need the fix that their log "
+			  "line gives",
+			  a->outbox);
+}
+
+/* Waits for retries, disconnects so that the drop counters are final,
+ * then decides the exit status from them. loaded is the outbox's message
+ * count right after connect. */
+static int pub_finish(struct cmicro_broker *b, const struct pub_args *a, uint64_t loaded)
 {
 	struct cmicro_broker_stats st;
-	int rc = cmicro_broker_flush(b, a->timeout_s * 1000);
+	int flushed = cmicro_broker_flush(b, a->timeout_s * 1000);
+	int rc = cmicro_broker_disconnect(b);
+	bool ok;
 
+	if (rc != 0)
+		cli_error_rc("disconnect", rc);
 	cmicro_broker_get_stats(b, &st);
+	ok = flushed == 0 && rc == 0 && st.dropped == 0 && st.outbox == 0;
 	if (a->wait && st.retried > 0)
 		printf("retried %llu deliveries from the backlog; %s\n",
 		       (unsigned long long)st.retried,
-		       rc == 0 && st.dropped == 0 ? "every message delivered" : "some undelivered");
-	if (rc != 0 || st.dropped > 0) {
-		cli_error("%s; %llu published, %llu delivered, %llu in the backlog, %llu dropped",
-			  rc != 0 ? "some messages were not delivered in time" : "messages dropped",
-			  (unsigned long long)st.published, (unsigned long long)st.delivered,
-			  (unsigned long long)st.backlog, (unsigned long long)st.dropped);
-		if (a->outbox != NULL && st.outbox > 0)
-			cli_error("%llu messages stay in outbox %s; the next 'cmicro pub' with this "
-				  "outbox sends them ('cmicro pub --drain --outbox %s' sends only "
-				  "those)",
-				  (unsigned long long)st.outbox, a->outbox, a->outbox);
-		return CLI_EXIT_REJECT;
+		       ok ? "every message delivered" : "some undelivered");
+	if (ok) {
+		if (a->drain)
+			printf("sent %llu messages from outbox %s\n", (unsigned long long)loaded,
+			       a->outbox);
+		return CLI_EXIT_OK;
 	}
-	return CLI_EXIT_OK;
+	pub_summary(a, &st, loaded,
+		    flushed != 0 ? "some messages were not delivered in time"
+		    : st.dropped > 0 ? "messages dropped"
+				     : "some messages were not delivered");
+	return CLI_EXIT_REJECT;
 }
 
 int cmd_pub(int argc, char **argv)
@@ -245,6 +319,7 @@ int cmd_pub(int argc, char **argv)
 	struct cmicro_broker_opts opts;
 	struct cmicro_tls_config *tls = NULL;
 	struct cmicro_broker *b = NULL;
+	struct cmicro_broker_stats st;
 	int rc;
 
 	memset(&a, 0, sizeof(a));
@@ -264,13 +339,14 @@ int cmd_pub(int argc, char **argv)
 		cmicro_broker_free(b);
 		return CLI_EXIT_USAGE;
 	}
+	cmicro_broker_get_stats(b, &st);
 	if (a.drain)
 		rc = 0;
 	else if (strcmp(a.message, "-") == 0)
 		rc = pub_stdin(b, &a);
 	else
 		rc = pub_one(b, &a, a.message, strlen(a.message));
-	rc = rc == 0 ? pub_finish(b, &a) : CLI_EXIT_USAGE;
+	rc = rc == 0 ? pub_finish(b, &a, st.outbox) : CLI_EXIT_USAGE;
 	cmicro_broker_free(b);
 	return rc;
 }
