@@ -190,6 +190,8 @@ expect_json 'j["chain"][0]["role"] == "leaf" and j["chain"][0]["ip_addresses"] =
 expect_exit 1 cmicro tls check "127.0.0.1:$port" --ca ca.pem --server-name wrong.test
 expect_in out.txt "verdict: REJECT"
 expect_in out.txt "reason:        hostname_mismatch"
+# The verdict is on standard output only, not repeated as a log line.
+expect_not_in err.txt "TLS-AUDIT"
 expect_in out.txt "wrong.test"
 expect_exit 1 cmicro tls check "127.0.0.1:$port" --ca ca.pem --server-name wrong.test --json
 expect_json 'j["verdict"] == "reject" and j["reason"] == "hostname_mismatch"'
@@ -321,6 +323,7 @@ for version in -tls1_3 -tls1_2; do
 	start_server good.pem good.key -Verify 1 -CAfile ca.pem "$version"
 	expect_exit 1 cmicro tls check "127.0.0.1:$port" --ca ca.pem
 	expect_in out.txt "reason:        no_certificate"
+	expect_in out.txt "verdict: REJECT: the server requires a client certificate"
 	expect_in out.txt "requested by the server (required: yes"
 	expect_exit 0 cmicro tls check "127.0.0.1:$port" --ca ca.pem --cert client.pem \
 		--key client.key

@@ -490,8 +490,11 @@ static int tls_connect(const struct tls_check_args *args, struct tls_check_resul
 	freeaddrinfo(ai_list);
 	if (fd < 0)
 		snprintf(res->error, sizeof(res->error), "cannot connect to %s: %s%s", args->target,
-		         strerror(err), err == ETIMEDOUT ? " (raise --timeout or check the firewall)"
-		                                         : "");
+		         strerror(err),
+		         err == ETIMEDOUT      ? " (raise --timeout or check the firewall)"
+		         : err == ECONNREFUSED ? " (nothing listens there: check the address and "
+		                                 "that the node runs)"
+		                               : "");
 	return fd;
 }
 
@@ -750,7 +753,11 @@ static void tls_check_text(const struct tls_check_args *args, const struct tls_c
 		printf("\nverdict: ACCEPT: secure mode would accept this server\n");
 		return;
 	}
-	printf("\nverdict: REJECT: secure mode would reject this server\n");
+	if (reason == CMICRO_TLS_REASON_NO_CERTIFICATE)
+		printf("\nverdict: REJECT: the server requires a client certificate and none was "
+		       "presented; check again with --cert and --key\n");
+	else
+		printf("\nverdict: REJECT: secure mode would reject this server\n");
 	printf("%-14s %s\n", "reason:", cmicro_tls_reason_name(reason));
 	printf("%-14s %s\n", "message:", res->verdict.message);
 	printf("%-14s %s\n", "hint:", cmicro_tls_reason_hint(reason));
@@ -896,6 +903,21 @@ int tls_check_run(const struct tls_check_args *args, struct cmicro_tls_context *
 	return 0;
 }
 
+static void tls_quiet_log(void *user, enum cmicro_log_level level, const char *component,
+                          const char *msg_id, const char *text)
+{
+	if (strcmp(msg_id, "TLS-AUDIT") == 0 || strncmp(msg_id, "TLS-EXPIRY-", 11) == 0 ||
+	    strcmp(msg_id, "TLS-AUDIT-MODE") == 0)
+		return;
+	cmicro_log_stderr(user, level, component, msg_id, text);
+}
+
+void tls_cli_quiet_findings(void)
+{
+	if (cmicro_log_get_level() < CMICRO_LOG_DEBUG)
+		cmicro_log_set_handler(tls_quiet_log, NULL);
+}
+
 static int tls_run_check(int argc, char **argv)
 {
 	struct tls_check_args args;
@@ -913,6 +935,7 @@ static int tls_run_check(int argc, char **argv)
 		return rc == 1 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 
+	tls_cli_quiet_findings();
 	if (tls_check_context(&args, &ctx) != 0)
 		return CLI_EXIT_USAGE;
 	if (tls_check_run(&args, ctx, &res, &chain) != 0) {

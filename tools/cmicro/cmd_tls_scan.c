@@ -359,6 +359,7 @@ int tls_run_scan(int argc, char **argv)
 			fputs(scan_help, stdout);
 		return rc == 1 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
+	tls_cli_quiet_findings();
 	if (tls_check_context(&job.base, &job.ctx) != 0)
 		return CLI_EXIT_USAGE;
 	rc = scan_registry(&job);

@@ -70,6 +70,11 @@ int tls_check_run(const struct tls_check_args *args, struct cmicro_tls_context *
  * with the body (free with free) and the HTTP status, or -1 with the error
  * in err.
  */
+/* Keeps the library's per-peer findings (TLS-AUDIT, TLS-EXPIRY-*) off
+ * standard error while a checker prints the same results on standard
+ * output; CMICRO_LOG_LEVEL=debug shows them again. */
+void tls_cli_quiet_findings(void);
+
 int tls_cli_http_get(const char *address, const char *path, int timeout_ms, char **body,
 		     int *status, char *err, size_t err_size);
 
