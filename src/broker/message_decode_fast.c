@@ -197,11 +197,6 @@ static bool fast_headers(struct fast_cursor *c, struct cmicro_message *msg)
 	return fast_eat(c, '}');
 }
 
-static bool b64_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/' || c == '=';
-}
 
 /* Decodes a Body string of only base64 characters where it lies. */
 static bool fast_body(struct fast_cursor *c, struct cmicro_message *msg)
@@ -213,7 +208,7 @@ static bool fast_body(struct fast_cursor *c, struct cmicro_message *msg)
 	if (!fast_eat(c, '"'))
 		return false;
 	text = c->p;
-	while (c->p < c->end && b64_char(*c->p))
+	while (c->p < c->end && (cmi_b64_alphabet[*c->p] || *c->p == '='))
 		c->p++;
 	if (!fast_eat(c, '"'))
 		return false;

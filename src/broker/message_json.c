@@ -227,11 +227,19 @@ int cmi_message_encode(const struct cmicro_message *msg, const char *topic, char
 	return 0;
 }
 
-static bool b64_is_alphabet(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
-}
+const bool cmi_b64_alphabet[256] = {
+	['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true, ['F'] = true,
+	['G'] = true, ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true, ['L'] = true,
+	['M'] = true, ['N'] = true, ['O'] = true, ['P'] = true, ['Q'] = true, ['R'] = true,
+	['S'] = true, ['T'] = true, ['U'] = true, ['V'] = true, ['W'] = true, ['X'] = true,
+	['Y'] = true, ['Z'] = true, ['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true,
+	['e'] = true, ['f'] = true, ['g'] = true, ['h'] = true, ['i'] = true, ['j'] = true,
+	['k'] = true, ['l'] = true, ['m'] = true, ['n'] = true, ['o'] = true, ['p'] = true,
+	['q'] = true, ['r'] = true, ['s'] = true, ['t'] = true, ['u'] = true, ['v'] = true,
+	['w'] = true, ['x'] = true, ['y'] = true, ['z'] = true, ['0'] = true, ['1'] = true,
+	['2'] = true, ['3'] = true, ['4'] = true, ['5'] = true, ['6'] = true, ['7'] = true,
+	['8'] = true, ['9'] = true, ['+'] = true, ['/'] = true,
+};
 
 /* Copies in without CR and LF into a new buffer. */
 static char *b64_strip_line_breaks(const char *in, size_t len, size_t *out_len)
@@ -260,7 +268,7 @@ static long b64_check(const char *text, size_t n)
 	while (pad < 2 && pad < n && text[n - 1 - pad] == '=')
 		pad++;
 	for (size_t i = 0; i < n - pad; i++) {
-		if (!b64_is_alphabet((unsigned char)text[i]))
+		if (!cmi_b64_alphabet[(unsigned char)text[i]])
 			return -1;
 	}
 	return (long)pad;

@@ -3,6 +3,7 @@
 #ifndef CMICRO_BROKER_MESSAGE_JSON_INT_H
 #define CMICRO_BROKER_MESSAGE_JSON_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cmicro_message;
@@ -22,6 +23,10 @@ int cmi_message_decode_fast(const char *json, size_t len, struct cmicro_message 
 /* Decodes any JSON form of the envelope with jansson; returns 0 or a
  * negative enum cmicro_err with the error message set. */
 int cmi_message_decode_jansson(const char *json, size_t len, struct cmicro_message **out);
+
+/* The alphabet of standard base64 (without the = of padding), looked up in
+ * one step per byte of a body that may be megabytes long. */
+extern const bool cmi_b64_alphabet[256];
 
 /* Decodes n characters of standard base64 with = padding and no line
  * breaks into a new NUL-terminated buffer. EVP_DecodeBlock counts padding
