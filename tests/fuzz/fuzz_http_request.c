@@ -3,6 +3,7 @@
  * checks) of a connected broker, fed raw bytes over a loopback connection.
  * The broker keeps running across inputs; a crash or hang in it fails. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -53,17 +54,37 @@ static void fuzz_setup(void)
 /* Connects to the broker. Each input is one connection, tens of thousands
  * in a run, so the socket closes with a reset (zero linger): a normal close
  * would leave one TIME_WAIT entry per input and run out of local ports. */
+/* libFuzzer's timer signal (SIGALRM, every second with -timeout) can
+ * interrupt a blocking connect; the connection then completes on its own,
+ * so wait for it instead of failing. */
+static int fuzz_finish_connect(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	socklen_t len = sizeof(int);
+	int err = 0, n;
+
+	do
+		n = poll(&pfd, 1, 5000);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+		return -1;
+	return 0;
+}
+
 static int fuzz_connect(void)
 {
 	struct sockaddr_in sa = {0};
 	struct linger reset = {.l_onoff = 1, .l_linger = 0};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int rc;
 
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) != 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+	rc = fd < 0 || setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) != 0 ? -1 : 0;
+	if (rc == 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		rc = errno == EINTR ? fuzz_finish_connect(fd) : -1;
+	if (rc != 0) {
 		perror("fuzz_http_request: connecting to the broker");
 		abort();
 	}
