@@ -137,6 +137,46 @@ static void bl_log_recovery(struct cmicro_broker *b, const struct brk_target *t)
 			"delivery to node %s at %s works again", t->node_id, t->address);
 }
 
+/* Records in the outbox each node that has m as soon as it answers, not only
+ * when the slowest node of the attempt has: a publisher restarted in between
+ * would otherwise send m again to every node that already answered. The
+ * last answer of an attempt is recorded by bl_outbox_progress. */
+void cmi_brk_outbox_target_ok(struct cmicro_broker *b, struct brk_msg *m)
+{
+	size_t n_nodes = 0, n_queues = 0;
+	char **nodes, **queues;
+
+	if (b->outbox == NULL || m->outbox_seq <= 0)
+		return;
+	nodes = calloc(m->n_got_nodes + m->n_targets + 1, sizeof(*nodes));
+	queues = calloc(m->n_got_queues + m->n_targets + 1, sizeof(*queues));
+	if (nodes != NULL && queues != NULL) {
+		for (size_t i = 0; i < m->n_got_nodes; i++)
+			nodes[n_nodes++] = m->got_nodes[i];
+		for (size_t i = 0; i < m->n_got_queues; i++)
+			queues[n_queues++] = m->got_queues[i];
+		for (size_t i = 0; i < m->n_targets; i++) {
+			const struct brk_target *t = &m->targets[i];
+
+			if (!t->done || !t->ok)
+				continue;
+			if (t->queue != NULL)
+				queues[n_queues++] = t->queue;
+			else
+				nodes[n_nodes++] = t->node_id;
+		}
+		if (cmi_outbox_set_got(b->outbox, m->outbox_seq, nodes, n_nodes, queues,
+				       n_queues) != 0)
+			cmi_brk_log_limited(&b->rl_outbox, CMICRO_LOG_WARNING,
+					    "BROKER-OUTBOX-UPDATE",
+					    "cannot record the nodes that have message %s in outbox "
+					    "%s: %s; after a restart they may get it again",
+					    m->id, b->outbox_path, cmicro_last_errmsg());
+	}
+	free(nodes);
+	free(queues);
+}
+
 static int bl_remember(char ***list, size_t *n, const char *s)
 {
 	char **grown = realloc(*list, (*n + 1) * sizeof(**list));

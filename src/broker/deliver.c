@@ -38,6 +38,8 @@ static void dl_target_done(void *arg, const struct cmi_http_result *res)
 	t->done = true;
 	if (++m->n_done == m->n_targets)
 		cmi_brk_attempt_done(m->broker, m);
+	else if (t->ok)
+		cmi_brk_outbox_target_ok(m->broker, m);
 }
 
 /* go-micro picks http or https from the node's secure metadata, which
