@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "broker/outbox_int.h"
+#include "registry/sqlite_int.h"
 
 #define OB_PATH_HINT                                                                               \
 	"set the outbox option or MICRO_BROKER_OUTBOX to a file in a writable directory"
@@ -247,22 +248,6 @@ static const char ob_schema_sql[] = "CREATE TABLE messages ("
 _Static_assert(CMI_OUTBOX_APP_ID == 1668116322, "ob_schema_sql repeats CMI_OUTBOX_APP_ID");
 _Static_assert(CMI_OUTBOX_SCHEMA_VERSION == 1, "ob_schema_sql repeats the schema version");
 
-static int ob_sql_int(sqlite3 *db, const char *sql, long long *value)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*value = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		}
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 static int ob_not_outbox(const struct cmi_outbox *ob, long long app_id, long long tables)
 {
 	return cmi_error(CMICRO_ECONFIG,
@@ -276,12 +261,12 @@ static int ob_not_outbox(const struct cmi_outbox *ob, long long app_id, long lon
 static int ob_check_schema(struct cmi_outbox *ob)
 {
 	long long app_id = 0, version = 0, tables = 0;
-	int rc = ob_sql_int(ob->db_put, "PRAGMA application_id", &app_id);
+	int rc = cmi_sqlite_int(ob->db_put, "PRAGMA application_id", &app_id);
 
 	if (rc == SQLITE_OK)
-		rc = ob_sql_int(ob->db_put, "PRAGMA user_version", &version);
+		rc = cmi_sqlite_int(ob->db_put, "PRAGMA user_version", &version);
 	if (rc == SQLITE_OK)
-		rc = ob_sql_int(ob->db_put, "SELECT count(*) FROM sqlite_master", &tables);
+		rc = cmi_sqlite_int(ob->db_put, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		return cmi_outbox_sqlite_error(ob->db_put, rc, ob->path,
 		                               "reading the schema version");
@@ -305,10 +290,10 @@ static int ob_check_schema(struct cmi_outbox *ob)
 static int ob_count(struct cmi_outbox *ob)
 {
 	long long messages = 0, bytes = 0;
-	int rc = ob_sql_int(ob->db_put, "SELECT count(*) FROM messages", &messages);
+	int rc = cmi_sqlite_int(ob->db_put, "SELECT count(*) FROM messages", &messages);
 
 	if (rc == SQLITE_OK)
-		rc = ob_sql_int(ob->db_put,
+		rc = cmi_sqlite_int(ob->db_put,
 		                "SELECT coalesce(sum(length(envelope)), 0) FROM messages", &bytes);
 	if (rc != SQLITE_OK)
 		return cmi_outbox_sqlite_error(ob->db_put, rc, ob->path, "counting the messages");
@@ -383,10 +368,10 @@ static int ob_check_kind(struct cmi_outbox *ob)
 	rc = sqlite3_open_v2(ob->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(db, CMI_OUTBOX_BUSY_MS);
-		rc = ob_sql_int(db, "PRAGMA application_id", &app_id);
+		rc = cmi_sqlite_int(db, "PRAGMA application_id", &app_id);
 	}
 	if (rc == SQLITE_OK)
-		rc = ob_sql_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+		rc = cmi_sqlite_int(db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		rc = cmi_outbox_sqlite_error(db, rc, ob->path, "reading the application id");
 	else if (app_id != CMI_OUTBOX_APP_ID && (app_id != 0 || tables != 0))

@@ -27,6 +27,11 @@ struct sql_registry {
  */
 int cmi_sqlite_open(const char *path, bool init, sqlite3 **out);
 
+/* Reads the integer of a one-row statement such as a PRAGMA into *value;
+ * returns the SQLite result code (SQLITE_OK on success). The outbox uses it
+ * too. */
+int cmi_sqlite_int(sqlite3 *db, const char *sql, long long *value);
+
 /* Turns a failed SQLite call into a detail message naming path and the fix;
  * returns the cmicro error code. */
 int cmi_sqlite_error(sqlite3 *db, int rc, const char *path, const char *doing);

@@ -118,8 +118,7 @@ static int check_path(const char *path)
 	return 0;
 }
 
-/* Reads the integer of a one-row statement such as a PRAGMA. */
-static int sql_int(sqlite3 *db, const char *sql, long long *value)
+int cmi_sqlite_int(sqlite3 *db, const char *sql, long long *value)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -174,12 +173,12 @@ _Static_assert(CMI_SQLITE_SCHEMA_VERSION == 1, "schema_sql repeats the schema ve
 static int check_schema(sqlite3 *db, const char *path)
 {
 	long long app_id = 0, version = 0, tables = 0;
-	int rc = sql_int(db, "PRAGMA application_id", &app_id);
+	int rc = cmi_sqlite_int(db, "PRAGMA application_id", &app_id);
 
 	if (rc == SQLITE_OK)
-		rc = sql_int(db, "PRAGMA user_version", &version);
+		rc = cmi_sqlite_int(db, "PRAGMA user_version", &version);
 	if (rc == SQLITE_OK)
-		rc = sql_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+		rc = cmi_sqlite_int(db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		return cmi_sqlite_error(db, rc, path, "reading the schema version");
 
