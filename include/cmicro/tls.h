@@ -144,7 +144,7 @@ CMICRO_API CMICRO_NODISCARD int cmicro_tls_config_set_crl_file(struct cmicro_tls
  * Rotation without restart: reloads the files a frozen configuration was
  * given by path (certificate and key, CA files and directories, CRL file)
  * when any of them changed on disk since the last load. Everything is read
- * and checked first (PEM, key against certificate, usable by OpenSSL); a
+ * and checked first (PEM, key against certificate, usable by OpenSSL). A
  * failure is logged (TLS-RELOAD-FAILED), returned, and leaves the previous
  * material in use. On success (TLS-RELOADED) *changed (may be NULL) is set,
  * every context built from cfg uses the new material for its next
@@ -256,7 +256,7 @@ CMICRO_API void cmicro_tls_context_free(struct cmicro_tls_context *ctx);
 
 /* The OpenSSL context new connections use now (borrowed). A reload of the
  * configuration's files replaces it before the next connection, so it is
- * valid until then; take a reference with SSL_CTX_up_ref to keep it. */
+ * valid until then. Take a reference with SSL_CTX_up_ref to keep it. */
 CMICRO_API SSL_CTX *cmicro_tls_context_ssl_ctx(const struct cmicro_tls_context *ctx);
 
 /* The configuration the context was built from (borrowed). */

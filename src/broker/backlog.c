@@ -137,10 +137,11 @@ static void bl_log_recovery(struct cmicro_broker *b, const struct brk_target *t)
 			"delivery to node %s at %s works again", t->node_id, t->address);
 }
 
-/* Records in the outbox each node that has m as soon as it answers, not only
- * when the slowest node of the attempt has: a publisher restarted in between
- * would otherwise send m again to every node that already answered. The
- * last answer of an attempt is recorded by bl_outbox_progress. */
+/* Records in the outbox each node that has m as soon as it responds with
+ * 2xx, not only when the slowest node of the attempt has responded. A
+ * publisher restarted in between would otherwise send m again to every node
+ * that had it. The last response of an attempt is recorded by
+ * bl_outbox_progress. */
 void cmi_brk_outbox_target_ok(struct cmicro_broker *b, struct brk_msg *m)
 {
 	size_t n_nodes = 0, n_queues = 0;

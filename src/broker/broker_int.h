@@ -157,7 +157,7 @@ struct brk_msg {
 
 void cmi_brk_msg_free(struct brk_msg *m);
 /* Records in the outbox, while an attempt is under way, every node that has
- * answered m with 2xx (loop thread). */
+ * responded to m with 2xx (loop thread). */
 void cmi_brk_outbox_target_ok(struct cmicro_broker *b, struct brk_msg *m);
 /* Frees the targets of m's last attempt (the nodes that have it stay). */
 void cmi_brk_clear_targets(struct brk_msg *m);

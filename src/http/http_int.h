@@ -132,9 +132,9 @@ int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_p
 int cmi_http_split_address(const char *address, char *host, size_t host_size, int *port);
 
 /* Keeps a copy of socket fd open for reading for up to two seconds after a
- * shutdown of its sending side, so that a peer still sending can read what
- * was sent to it (a TLS alert) instead of a reset (http_linger.c). Bounded
- * per process; does nothing past the bound. */
+ * shutdown of its sending side (http_linger.c). A peer still sending can
+ * then read what was sent to it (a TLS alert) instead of a reset. At most 64
+ * sockets linger per process, and past that this does nothing. */
 void cmi_http_linger(struct event_base *base, int fd);
 
 /* Ends every lingering socket of base, before the base is freed. */

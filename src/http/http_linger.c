@@ -4,9 +4,9 @@
  * In TLS 1.3 a client learns that its certificate was rejected only after
  * it has finished its side of the handshake, and it may already be sending
  * its request when the server's alert arrives. If the server closed the
- * socket at once, that request would meet a closed socket, the kernel would
- * answer with a reset, and the client would lose the unread alert with it:
- * the publisher would report "connection closed" instead of the reason.
+ * socket at once, the kernel would respond to that request with a reset,
+ * and the client would lose the unread alert with it. The publisher would
+ * then report "connection closed" instead of the reason.
  * Keeping the socket open for reading a little longer, after a shutdown of
  * the sending side, lets the client read the alert and then the end of the
  * stream.
@@ -22,7 +22,8 @@
 
 #include "http/http_int.h"
 
-/* Sockets lingering at once in the whole process, and how long each may. */
+/* The most sockets lingering at once in the whole process, and the longest
+ * time each lingers. */
 #define LINGER_MAX 64
 #define LINGER_MS 2000
 
@@ -31,7 +32,7 @@ struct lingering {
 	struct event_base *base;
 	struct event *ev;
 	int fd;
-	double until; /* monotonic seconds: closed then even while data flows */
+	double until; /* monotonic deadline in seconds, kept even while data flows */
 };
 
 static pthread_mutex_t linger_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -95,7 +96,7 @@ void cmi_http_linger(struct event_base *base, int fd)
 		pthread_mutex_unlock(&linger_lock);
 		return;
 	}
-	/* The alert is already in the socket's send queue; the end of stream
+	/* The alert is already in the socket's send queue, so the end of stream
 	 * follows it. */
 	shutdown(copy, SHUT_WR);
 	l->base = base;

@@ -168,7 +168,7 @@ bool cmi_watcher_wants(const struct cmicro_registry_watcher *w, const char *name
 int cmi_sqlite_default_path(char **out);
 
 /*
- * A read-through cache of services for the broker. It answers from memory
+ * A read-through cache of services for the broker. It serves from memory
  * (copies from get_service, shared snapshots from snapshot and peek), and
  * fetches an entry again when a watch event touched its service or when it
  * is older than ttl_ms. While the registry fails, the

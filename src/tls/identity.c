@@ -24,8 +24,9 @@ static int identity_check_pair(X509 *x, EVP_PKEY *key, const char *cert_label,
 	                      key_label, cert_label, subject);
 }
 
-/* A key that other accounts can read is a key they can copy; the node still
- * starts, as refusing would turn a permission slip into an outage. */
+/* Warns when other accounts can read the key file, because they can copy
+ * the key. The node still starts: rejecting the file would turn a
+ * permission slip into an outage. */
 static void identity_check_mode(const char *key_file)
 {
 	struct stat st;

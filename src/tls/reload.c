@@ -2,7 +2,7 @@
  * Reloading a frozen configuration's files (certificate, key, CA files and
  * directories, CRL) when they change on disk. The new material is read and
  * checked completely before anything is replaced, so a broken or
- * mismatched file leaves the node on its previous material; contexts pick
+ * mismatched file leaves the node on its previous material. Contexts pick
  * up a successful reload before their next connection.
  */
 #include <dirent.h>
@@ -147,17 +147,17 @@ static bool reload_valid_now(X509 *x)
 	       X509_cmp_current_time(X509_get0_notAfter(x)) > 0;
 }
 
-/* A replacement that is expired or not yet valid would make every verifying
- * peer reject this node, so it is refused while the certificate in use is
- * still valid (a likely slip in a rotation, such as an old file copied). */
+/* Rejects a replacement that is expired or not yet valid while the
+ * certificate in use is still valid: every verifying peer would reject this
+ * node, and such a file is a likely slip in a rotation (an old copy). */
 static int reload_check_dates(struct cmicro_tls_config *cfg, const struct cmicro_cert *fresh)
 {
 	struct cmicro_cert *current = cmi_tls_config_cert_hold(cfg);
-	bool refuse = current != NULL && reload_valid_now(current->x509) &&
+	bool reject = current != NULL && reload_valid_now(current->x509) &&
 		      !reload_valid_now(fresh->x509);
 
 	cmicro_cert_free(current);
-	if (!refuse)
+	if (!reject)
 		return 0;
 	return cmi_error(CMICRO_ECONFIG,
 			 "certificate %s is %s, while the one in use is still valid; install a "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The outbox records each node that has a message as soon as that node
-# answers, not when the slowest node of the attempt does: with one of two
+# responds, not when the slowest node of the attempt does. With one of two
 # broadcast subscribers stopped, a publisher that exits keeps its messages
 # with the running subscriber's node recorded, and the drain after the
 # stopped one resumes delivers only to it.
@@ -30,7 +30,7 @@ rows=$(sqlite3 "$WORK/ob.db" 'SELECT count(*) FROM messages')
 [ "$rows" -eq 3 ] || fail "the outbox holds $rows messages, expected 3"
 with_up=$(sqlite3 "$WORK/ob.db" "SELECT count(*) FROM messages WHERE got_nodes LIKE '%$up%'")
 [ "$with_up" -eq 3 ] ||
-	fail "$with_up of 3 outbox rows record node $up, which answered every message"
+	fail "$with_up of 3 outbox rows record node $up, which received every message"
 
 # Resumed, the stopped node gets the messages; the running one not again.
 kill -CONT "$PID_down"
@@ -44,4 +44,4 @@ for i in 1 2 3; do
 	n=$(count_body "$WORK/up.out" "p-$i")
 	[ "$n" -eq 1 ] || fail "the running subscriber got p-$i $n times"
 done
-echo "ok: the outbox recorded the answering node at once; the drain skipped it"
+echo "ok: the outbox recorded the responding node at once; the drain skipped it"

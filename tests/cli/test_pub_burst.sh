@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A publisher given a burst of messages faster than one subscriber answers
+# A publisher given a burst of messages faster than one subscriber responds
 # keeps its connections to that node under the per-node cap and queues the
 # rest, so the subscriber's connection limit is never reached and nothing is
 # dropped.

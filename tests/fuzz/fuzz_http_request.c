@@ -54,9 +54,9 @@ static void fuzz_setup(void)
 /* Connects to the broker. Each input is one connection, tens of thousands
  * in a run, so the socket closes with a reset (zero linger): a normal close
  * would leave one TIME_WAIT entry per input and run out of local ports. */
-/* libFuzzer's timer signal (SIGALRM, every second with -timeout) can
- * interrupt a blocking connect; the connection then completes on its own,
- * so wait for it instead of failing. */
+/* Waits for a connect that a signal interrupted. libFuzzer's timer signal
+ * (SIGALRM, every second with -timeout) can interrupt a blocking connect,
+ * and the connection then completes on its own. */
 static int fuzz_finish_connect(int fd)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLOUT};

@@ -238,9 +238,9 @@ static void test_reload_unchanged_files_nothing_done(void **state)
 	cmicro_cert_free(a);
 }
 
-/* Both bad replacements: each is refused with its own error, logged, and the
+/* Checks that a bad replacement is rejected with want_rc, logged, and that
  * handshakes go on with the certificate loaded before. */
-static void check_refused(const char *cert_text, const char *key_text, int want_rc)
+static void check_rejected(const char *cert_text, const char *key_text, int want_rc)
 {
 	struct cmicro_cert *a = make_leaf(fx.ca, "node a");
 	struct cmicro_tls_config *scfg = NULL, *ccfg = NULL;
@@ -277,7 +277,7 @@ static void check_refused(const char *cert_text, const char *key_text, int want_
 static void test_reload_broken_pem_keeps_old(void **state)
 {
 	(void)state;
-	check_refused("-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
+	check_rejected("-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
 		      "-----END CERTIFICATE-----\n",
 		      NULL, CMICRO_EPEM);
 }
@@ -289,7 +289,7 @@ static void test_reload_mismatched_key_keeps_old(void **state)
 
 	(void)state;
 	TK_OK(cmicro_cert_to_pem(other, 0, NULL, &key_pem));
-	check_refused(NULL, key_pem, CMICRO_EKEY);
+	check_rejected(NULL, key_pem, CMICRO_EKEY);
 	cmicro_free(key_pem);
 	cmicro_cert_free(other);
 }

@@ -859,8 +859,8 @@ static long long tls_leaf_not_after(SSL *ssl)
 }
 
 /* Ends a completed session with close_notify and reads until the server's
- * own close (bounded by a short timeout), so that a checked node sees a clean
- * shutdown instead of a reset, and does not log an error for every check. */
+ * own close (bounded by a short timeout). The checked node then gets a clean
+ * shutdown instead of a reset, and logs no error for every check. */
 static void tls_close(SSL *ssl, int fd, const struct tls_check_result *res)
 {
 	struct timeval tv = {.tv_sec = 1};

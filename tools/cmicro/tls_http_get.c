@@ -29,7 +29,7 @@ static void get_done(void *arg, const struct cmi_http_result *res)
 }
 
 /* Report reads are diagnostics of a node the operator names, so the
- * connection does not verify; the report itself says what failed. The
+ * connection does not verify; the report itself lists what failed. The
  * node's own certificate, when the environment names one, is presented to
  * brokers that require client certificates. */
 static int get_client_ctx(struct cmicro_tls_context **ctx)
