@@ -272,7 +272,12 @@ struct cmicro_broker {
 };
 
 /* address.c */
+#define CMI_BRK_ID_SIZE 37 /* a UUID string and its NUL */
+/* Writes a random version 4 UUID. */
 int cmi_brk_new_id(char *buf, size_t size);
+/* Writes a version 4 UUID for a message id: unique within the process and
+ * random across processes, at a fraction of the cost of cmi_brk_new_id. */
+int cmi_brk_message_id(char out[CMI_BRK_ID_SIZE]);
 /* True for "", "0.0.0.0", "::" and NULL: listening on every interface. */
 bool cmi_brk_host_is_any(const char *host);
 int cmi_brk_advertised_host(const char *listen_host, char *out, size_t size);

@@ -84,7 +84,13 @@ static void dl_path(char *path, size_t size, const char *node_id)
 	char *encoded;
 
 	if (dl_is_unreserved(node_id)) {
-		cmi_fmt(path, size, "/?id=%s", node_id);
+		size_t n = strlen(node_id);
+
+		if (n > size - 6)
+			n = size - 6;
+		memcpy(path, "/?id=", 5);
+		memcpy(path + 5, node_id, n);
+		path[5 + n] = '\0';
 		return;
 	}
 	encoded = evhttp_uriencode(node_id, -1, 1);

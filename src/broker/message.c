@@ -1,9 +1,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 
 #include "broker/broker_int.h"
+#include "broker/message_json_int.h"
 
 CMICRO_API int cmicro_message_new(struct cmicro_message **out)
 {
@@ -59,13 +59,19 @@ static long msg_find(const struct cmicro_message *msg, const char *key)
 /* Checks that s can travel as a JSON string; jansson validates UTF-8. */
 static int msg_check_utf8(const char *what, const char *s)
 {
-	json_t *j = json_string(s);
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + strlen(s);
 
-	if (j == NULL)
-		return cmi_error(CMICRO_EINVAL, "message header %s is not valid UTF-8; headers travel "
-						"as JSON strings, so encode binary values (base64)",
-				 what);
-	json_decref(j);
+	while (p < end) {
+		size_t n = *p < 0x80 ? 1 : cmi_utf8_seq_len(p, end);
+
+		if (n == 0)
+			return cmi_error(CMICRO_EINVAL, "message header %s is not valid UTF-8 at byte "
+							"%zu; headers travel as JSON strings, so "
+							"encode binary values (base64)",
+					 what, (size_t)(p - (const unsigned char *)s));
+		p += n;
+	}
 	return 0;
 }
 

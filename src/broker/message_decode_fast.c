@@ -74,10 +74,7 @@ static long fast_hex4(const unsigned char *p)
 	return v;
 }
 
-/* Returns the length of the UTF-8 sequence at p, or 0 when it is not valid
- * UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF), the
- * same rule as jansson's UTF-8 check. */
-static size_t fast_utf8_len(const unsigned char *p, const unsigned char *end)
+size_t cmi_utf8_seq_len(const unsigned char *p, const unsigned char *end)
 {
 	size_t n;
 	unsigned long v;
@@ -143,7 +140,7 @@ static size_t fast_copy_char(struct fast_cursor *c, char *out)
 
 	if (*c->p < 0x20)
 		return 0;
-	if (*c->p >= 0x80 && (n = fast_utf8_len(c->p, c->end)) == 0)
+	if (*c->p >= 0x80 && (n = cmi_utf8_seq_len(c->p, c->end)) == 0)
 		return 0;
 	memcpy(out, c->p, n);
 	c->p += n;

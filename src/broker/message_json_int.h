@@ -24,6 +24,11 @@ int cmi_message_decode_fast(const char *json, size_t len, struct cmicro_message 
  * negative enum cmicro_err with the error message set. */
 int cmi_message_decode_jansson(const char *json, size_t len, struct cmicro_message **out);
 
+/* Returns the length of the UTF-8 sequence at p, a byte of 0x80 or more,
+ * or 0 when it is not valid UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, at most U+10FFFF), the same rule as jansson's UTF-8 check. */
+size_t cmi_utf8_seq_len(const unsigned char *p, const unsigned char *end);
+
 /* The alphabet of standard base64 (without the = of padding), looked up in
  * one step per byte of a body that may be megabytes long. */
 extern const bool cmi_b64_alphabet[256];

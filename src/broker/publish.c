@@ -144,12 +144,12 @@ static int pub_encode_with_id(const struct cmicro_message *msg, const char *topi
 	return rc;
 }
 
-/* Encodes msg, keeping a caller-set Micro-Id or adding a random UUID, so
+/* Encodes msg, keeping a caller-set Micro-Id or adding a generated UUID, so
  * every retry of the message carries the same id. */
 static int pub_encode(const struct cmicro_message *msg, const char *topic, struct brk_msg *m)
 {
 	const char *id = cmicro_message_get_header(msg, CMI_ID_HEADER);
-	char uuid[40];
+	char uuid[CMI_BRK_ID_SIZE];
 	int rc;
 
 	if (id != NULL && id[0] == '\0')
@@ -159,7 +159,7 @@ static int pub_encode(const struct cmicro_message *msg, const char *topic, struc
 		m->id = cmi_strdup(id);
 		return m->id ? cmi_message_encode(msg, topic, &m->json, &m->len) : CMICRO_ENOMEM;
 	}
-	rc = cmi_brk_new_id(uuid, sizeof(uuid));
+	rc = cmi_brk_message_id(uuid);
 	if (rc == 0 && (m->id = cmi_strdup(uuid)) == NULL)
 		rc = CMICRO_ENOMEM;
 	return rc == 0 ? pub_encode_with_id(msg, topic, uuid, m) : rc;

@@ -1,5 +1,4 @@
 /* The strict request head check; see http_head.h for why it exists. */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -32,12 +31,35 @@ static enum cmi_http_head_result head_reject(struct cmi_http_head_scan *scan, in
 /* tchar of RFC 9110, section 5.6.2: the bytes allowed in a field name. */
 static bool head_is_tchar(unsigned char c)
 {
-	return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+	unsigned char lower = (unsigned char)(c | 0x20);
+
+	if ((lower >= 'a' && lower <= 'z') || (c >= '0' && c <= '9') || c == '-')
+		return true;
+	return c != 0 && strchr("!#$%&'*+.^_`|~", c) != NULL;
 }
 
 static bool head_is_ctl(unsigned char c)
 {
 	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* Length of the run of bytes at data that are neither control bytes nor
+ * line ends: what the request line and most field values consist of. */
+static size_t head_plain_run(const unsigned char *data, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && (data[n] >= 0x20 || data[n] == '\t') && data[n] != 0x7f)
+		n++;
+	return n;
+}
+
+/* True where a run of plain bytes needs no look at each byte: inside the
+ * request line, or in the value of a field that framing does not use. */
+static bool head_in_plain_text(const struct cmi_http_head_scan *scan)
+{
+	return !scan->after_cr && scan->line_len > 0 &&
+	       (scan->lines == 0 || (!scan->in_name && scan->field == FIELD_OTHER));
 }
 
 static void head_name_end(struct cmi_http_head_scan *scan)
@@ -127,7 +149,7 @@ static enum cmi_http_head_result head_name_byte(struct cmi_http_head_scan *scan,
 		return head_reject(scan, 400, "invalid byte in a header field name (a space before "
 					      "the colon, a separator or a control byte)");
 	if (scan->name_len < sizeof(scan->name) - 1)
-		scan->name[scan->name_len] = (char)tolower(c);
+		scan->name[scan->name_len] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
 	if (scan->name_len < sizeof(scan->name))
 		scan->name_len++;
 	return CMI_HTTP_HEAD_MORE;
@@ -169,8 +191,19 @@ enum cmi_http_head_result cmi_http_head_feed(struct cmi_http_head_scan *scan, co
 
 	*used = 0;
 	for (i = 0; i < len && rc == CMI_HTTP_HEAD_MORE; i++) {
-		unsigned char c = (unsigned char)data[i];
+		unsigned char c;
 
+		if (head_in_plain_text(scan)) {
+			size_t run = head_plain_run((const unsigned char *)data + i, len - i);
+
+			scan->line_len += run;
+			i += run;
+			if (i == len) {
+				*used = len;
+				break;
+			}
+		}
+		c = (unsigned char)data[i];
 		*used = i + 1;
 		if (scan->after_cr) {
 			scan->after_cr = false;

@@ -1,7 +1,7 @@
 /*
- * Internal interface of the HTTP layer: a small HTTP/1.1 server and client
- * on libevent's evhttp, over TLS with OpenSSL bufferevents when given a
- * cmicro TLS context. Both run on the thread of their event_base; only
+ * Internal interface of the HTTP layer: a small HTTP/1.1 server on
+ * libevent's evhttp (over TLS with OpenSSL bufferevents when given a cmicro
+ * TLS context) and a client that drives its sockets and OpenSSL directly. Both run on the thread of their event_base; only
  * cmi_http_reply may be called from other threads. The layer knows nothing
  * of topics or messages.
  */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -79,8 +80,12 @@ static void pending_remove(struct cmi_http_server *srv, struct cmi_http_request 
 
 static void request_free(struct cmi_http_request *req)
 {
-	if (req->query_parsed)
-		evhttp_clear_headers(&req->query);
+	while (req->query_values != NULL) {
+		struct srv_query_value *v = req->query_values;
+
+		req->query_values = v->next;
+		free(v);
+	}
 	free(req->reply_body);
 	free(req);
 }
@@ -98,8 +103,6 @@ void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg)
 	req->srv = srv;
 	req->evreq = evreq;
 	req->conn = conn;
-	req->query.tqh_first = NULL;
-	req->query.tqh_last = &req->query.tqh_first;
 	cmi_fmt(req->peer, sizeof(req->peer), "%s", conn ? conn->peer : "unknown peer");
 	if (conn != NULL) {
 		conn->busy = true;
@@ -295,19 +298,101 @@ bool cmi_http_request_is_post(const struct cmi_http_request *req)
 	return evhttp_request_get_command(req->evreq) == EVHTTP_REQ_POST;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes n bytes of a query value into out as evhttp_parse_query_str does:
+ * "+" is a space, "%XX" a byte, and a "%" without two hex digits stays. */
+static void query_decode(const char *value, size_t n, char *out)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (value[i] == '+') {
+			out[j++] = ' ';
+		} else if (value[i] == '%' && i + 2 < n && (hi = hex_digit(value[i + 1])) >= 0 &&
+			   (lo = hex_digit(value[i + 2])) >= 0) {
+			out[j++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			out[j++] = value[i];
+		}
+	}
+	out[j] = '\0';
+}
+
+/* Finds name in query with the rules of evhttp_parse_query_str and
+ * evhttp_find_header, without building their list. Every parameter must be
+ * "key=value" with a key, or no parameter is found. Keys match without
+ * regard to case and are not decoded, and the first match wins. */
+static bool query_find(const char *query, const char *name, const char **value, size_t *len)
+{
+	size_t name_len = strlen(name);
+	const char *p = query;
+	bool found = false;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, '&');
+		const char *eq;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (eq == NULL || eq == p)
+			return false;
+		if (!found && (size_t)(eq - p) == name_len && strncasecmp(p, name, name_len) == 0) {
+			found = true;
+			*value = eq + 1;
+			*len = (size_t)(end - eq - 1);
+		}
+		p = *end == '&' ? end + 1 : end;
+	}
+	return found;
+}
+
+char *cmi_http_query_value(const char *query, const char *name)
+{
+	const char *value = NULL;
+	size_t len = 0;
+	char *out;
+
+	if (query == NULL || !query_find(query, name, &value, &len))
+		return NULL;
+	out = malloc(len + 1);
+	if (out != NULL)
+		query_decode(value, len, out);
+	return out;
+}
+
 const char *cmi_http_request_query(const struct cmi_http_request *req, const char *name)
 {
 	struct cmi_http_request *r = (struct cmi_http_request *)req;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->evreq);
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct srv_query_value *v;
+	const char *value = NULL;
+	size_t len = 0;
 
-	if (!r->query_parsed) {
-		r->query_parsed = true;
-		/* A malformed query string leaves the list empty. */
-		if (query != NULL && evhttp_parse_query_str(query, &r->query) != 0)
-			evhttp_clear_headers(&r->query);
-	}
-	return evhttp_find_header(&r->query, name);
+	if (query == NULL || !query_find(query, name, &value, &len))
+		return NULL;
+	/* Kept until the request is released, like the list evhttp built. */
+	v = malloc(sizeof(*v) + len + 1);
+	if (v == NULL)
+		return NULL;
+	query_decode(value, len, v->text);
+	v->next = r->query_values;
+	r->query_values = v;
+	return v->text;
 }
 
 const char *cmi_http_request_header(const struct cmi_http_request *req, const char *name)

@@ -63,14 +63,24 @@ struct srv_conn {
 	struct event *reject_ev;         /* sends that reply from the loop */
 };
 
+/* Returns the decoded value of parameter name in a query string (without
+ * the "?"), with the rules of libevent's evhttp_parse_query_str and
+ * evhttp_find_header, as a new string (free it), or NULL when name is
+ * missing, the query is malformed or memory ran out. */
+char *cmi_http_query_value(const char *query, const char *name);
+
+struct srv_query_value {
+	struct srv_query_value *next;
+	char text[]; /* NUL-terminated */
+};
+
 struct cmi_http_request {
 	struct cmi_http_request *prev, *next; /* in srv->pending */
 	struct cmi_http_request *next_reply;  /* in the reply queue */
 	struct cmi_http_server *srv;          /* NULL once the server is gone */
 	struct evhttp_request *evreq;
 	struct srv_conn *conn;
-	struct evkeyvalq query;
-	bool query_parsed;
+	struct srv_query_value *query_values; /* decoded by cmi_http_request_query */
 	bool body_terminated;
 	char peer[64];
 	int status;

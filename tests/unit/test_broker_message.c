@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "broker/broker_int.h"
 #include "testkit.h"
 
@@ -200,6 +202,33 @@ static void test_message_invalid_utf8_header_rejected(void **state)
 	cmicro_message_free(msg);
 }
 
+/* The header check follows jansson's rule, which checks the same strings
+ * when an envelope is decoded: both must agree on every case. */
+static void test_message_utf8_rule_matches_jansson(void **state)
+{
+	static const char *const cases[] = {
+		"plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+		"\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xed\xbf\xbf",
+		"\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xe2\x82", "a\x80", "\xf0\x9f\x98",
+		"\xef\xbf\xbf", "\xc2\x80",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cmicro_message *msg = make_msg("");
+		json_t *j = json_string(cases[i]);
+		int rc = cmicro_message_set_header(msg, "k", cases[i]);
+
+		if ((rc == 0) != (j != NULL))
+			fail_msg("case %zu: set_header returned %d, jansson %s it", i, rc,
+				 j ? "accepts" : "rejects");
+		if (rc != 0)
+			TK_CONTAINS(cmicro_last_errmsg(), "not valid UTF-8");
+		json_decref(j);
+		cmicro_message_free(msg);
+	}
+}
+
 static void test_message_empty_topic_rejected(void **state)
 {
 	struct cmicro_message *msg = make_msg("x");
@@ -239,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_message_decode_bad_inputs_rejected),
 		cmocka_unit_test(test_message_headers_sorted_and_replaced),
 		cmocka_unit_test(test_message_invalid_utf8_header_rejected),
+		cmocka_unit_test(test_message_utf8_rule_matches_jansson),
 		cmocka_unit_test(test_message_empty_topic_rejected),
 		cmocka_unit_test(test_message_dup_copies_everything),
 	};

@@ -1,0 +1,119 @@
+/*
+ * Internals of the HTTP client, shared by the pool of calls and kept-alive
+ * connections (http_client.c) and the I/O of one connection
+ * (http_client_io.c). Everything runs on the thread of the client's
+ * event_base.
+ */
+#ifndef CMICRO_HTTP_CLIENT_INT_H
+#define CMICRO_HTTP_CLIENT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "http/http_int.h"
+#include "http/http_response.h"
+
+/* Bytes read from a connection before the response parser takes them; a
+ * response head must fit. */
+#define CLI_IN_SIZE CMI_HTTP_RESP_HEAD_MAX
+
+/* Largest response body a GET keeps. */
+#define CMI_HTTP_GET_BODY_MAX (4u * 1024 * 1024)
+
+/* Connections kept to one node at most. A subscriber accepts 1024 at once
+ * by default, so a few publishers each at this cap stay under its limit,
+ * while 64 requests in flight per node keep a loopback link busy. */
+#define CLI_CONNS_PER_NODE 64
+
+enum cli_state {
+	CLI_CONNECTING,  /* TCP connect in progress */
+	CLI_HANDSHAKING, /* TLS handshake in progress */
+	CLI_OPEN,
+	CLI_DEAD         /* closed or failed; freed by the reaper once no call uses it */
+};
+
+struct cli_call;
+
+struct cli_conn {
+	struct cli_conn *next;
+	struct cmi_http_client *client;
+	enum cli_state state;
+	int fd;
+	SSL *ssl;          /* NULL for plain HTTP */
+	struct event *rev; /* persistent read event, added once connected */
+	struct event *wev; /* write event, added only while a write waits */
+	bool wev_added;
+	bool read_wants_write; /* SSL_read needs the socket writable */
+	bool write_wants_read; /* SSL_write needs the socket readable */
+	char key[320];     /* "https://host:port" */
+	char address[256]; /* "host:port", for messages */
+	struct cli_call *call;
+	/* The request being written: borrowed from call. */
+	const char *out;
+	size_t out_len, out_off;
+	char *in; /* CLI_IN_SIZE bytes read, not yet parsed */
+	size_t in_len;
+	struct cmi_http_resp resp;
+	struct cmi_http_result failure; /* err 0 until a connection failure is seen */
+};
+
+struct cli_call {
+	struct cli_call *prev, *next; /* in client->calls until done runs */
+	struct cmi_http_client *client;
+	struct cli_conn *conn; /* NULL while waiting and once the request is over */
+	cmi_http_done_fn done;
+	void *arg;
+	struct event *ev; /* the deadline, and activated on completion */
+	bool completed;
+	struct cmi_http_result result;
+	char address[256];
+	char label[256];
+	char key[320];
+	char *node_id;
+	bool https;
+	bool get;
+	char *body; /* response body of a GET */
+	struct timeval timeout;
+	/* The whole request, head and body, so it leaves in one write. */
+	char *wire;
+	size_t wire_len;
+	/* A call waiting for a connection: every node's connections are capped,
+	 * so a burst queues here instead of opening a socket per message. */
+	bool pending;
+	struct cli_call *pnext; /* in client->pend_head */
+};
+
+struct cmi_http_client {
+	struct event_base *base;
+	struct cmicro_tls_context *tls;
+	struct cli_conn *conns;
+	struct cli_call *calls;
+	struct cli_call *pend_head, *pend_tail; /* FIFO of calls waiting for a connection */
+	struct event *reap_ev;
+};
+
+/* http_client.c */
+
+/* Delivers the call's result from a separate event, never from inside the
+ * I/O callback that ended it. */
+void cli_call_finish(struct cli_call *call);
+/* Schedules the reaper, which frees dead connections without a call. */
+void cli_reap_soon(struct cmi_http_client *client);
+
+/* http_client_io.c */
+
+/* Opens a connection for call to call->address; the request is sent once
+ * it is connected (cli_conn_send). */
+int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
+		  struct cli_conn **out);
+/* Starts writing the request of conn->call. */
+void cli_conn_send(struct cli_conn *conn);
+/* Marks conn dead: its events stop and the reaper frees it. */
+void cli_conn_kill(struct cli_conn *conn);
+void cli_conn_free(struct cli_conn *conn);
+
+#endif

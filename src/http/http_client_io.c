@@ -1,0 +1,579 @@
+/*
+ * One client connection: a non-blocking socket, an OpenSSL object driven
+ * on it directly, and the response parser. A request is written at once
+ * with a single SSL_write (one TLS record, one write(2)) and the socket
+ * stays registered for reading only, so a kept-alive connection costs no
+ * epoll_ctl per request. OpenSSL reads ahead, so a response usually takes
+ * one read(2).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "http/http_client_int.h"
+
+static void cli_io(evutil_socket_t fd, short what, void *arg);
+
+/* ---- failures ---- */
+
+/* A server that requires client certificates rejects one in TLS 1.3 after
+ * the client's side of the handshake is done. When the connection is reset
+ * before its alert could be read, what remains known is that the server
+ * asked for a certificate and then dropped the connection. */
+static bool cli_client_cert_rejected(const struct cli_conn *conn, struct cmi_http_result *f)
+{
+	if (conn->ssl == NULL || !SSL_is_init_finished(conn->ssl) ||
+	    !cmi_tls_ssl_cert_requested(conn->ssl))
+		return false;
+	f->err = CMICRO_EHANDSHAKE;
+	f->tls_reason = CMICRO_TLS_REASON_NONE;
+	cmi_fmt(f->message, sizeof(f->message),
+		"%s asked for a client certificate and reset the connection after the TLS "
+		"handshake: it rejected this node's certificate, or the lack of one; check "
+		"MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE (usage clientAuth, issued by a CA the "
+		"node trusts); the node's log names the cause",
+		conn->address);
+	return true;
+}
+
+/* Fills f for a socket error (err, an errno value). */
+static void cli_socket_failure(const struct cli_conn *conn, int err, struct cmi_http_result *f)
+{
+	if ((err == ECONNRESET || err == EPIPE) && cli_client_cert_rejected(conn, f))
+		return;
+	f->err = CMICRO_ECONNECT;
+	f->tls_reason = CMICRO_TLS_REASON_NONE;
+	if (err == ECONNREFUSED)
+		cmi_fmt(f->message, sizeof(f->message),
+			"cannot connect: connection refused by %s (is the subscriber running?)",
+			conn->address);
+	else
+		cmi_fmt(f->message, sizeof(f->message), "cannot connect to %s: %s; check that the "
+							"node is running and the address is reachable",
+			conn->address, CMI_ERRNO_TEXT(err));
+}
+
+/* Fills f from the OpenSSL errors on the thread's queue. */
+static void cli_verdict_failure(const struct cli_conn *conn, struct cmi_http_result *f)
+{
+	struct cmicro_tls_verdict v;
+
+	memset(&v, 0, sizeof(v));
+	cmicro_tls_ssl_failure(conn->ssl, &v);
+	f->tls_reason = v.reason;
+	f->err = (v.reason != CMICRO_TLS_REASON_NONE && v.openssl_code != 0) ? CMICRO_EVERIFY
+									      : CMICRO_EHANDSHAKE;
+	cmi_fmt(f->message, sizeof(f->message), "TLS handshake failed with %s: %s", conn->address,
+		v.message[0] ? v.message : "the peer closed the connection during the handshake");
+}
+
+/* The connection closed, or failed with saved_errno, before a response:
+ * fills f with the most specific cause known. */
+static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
+			     struct cmi_http_result *f)
+{
+	if (conn->ssl != NULL && ERR_peek_error() != 0) {
+		cli_verdict_failure(conn, f);
+		return;
+	}
+	if (saved_errno != 0) {
+		cli_socket_failure(conn, saved_errno, f);
+		return;
+	}
+	if (cli_client_cert_rejected(conn, f))
+		return;
+	f->err = CMICRO_ECONNECT;
+	f->tls_reason = CMICRO_TLS_REASON_NONE;
+	cmi_fmt(f->message, sizeof(f->message),
+		"the connection closed before a response; check that the node serves %s",
+		conn->ssl ? "HTTPS (its metadata says secure=true)"
+			  : "plain HTTP (its metadata says secure=false)");
+}
+
+/* Ends conn with failure f, which its call (if any) reports. */
+static void cli_conn_fail(struct cli_conn *conn, const struct cmi_http_result *f)
+{
+	struct cli_call *call = conn->call;
+
+	ERR_clear_error();
+	if (call != NULL) {
+		call->result = *f;
+		call->conn = NULL;
+		conn->call = NULL;
+		cli_call_finish(call);
+	}
+	cli_conn_kill(conn);
+}
+
+/* The request could not be written: reads what the peer sent first, since a
+ * server that rejected this client's certificate sent an alert before it
+ * reset the connection. */
+static void cli_write_failed(struct cli_conn *conn, int saved_errno)
+{
+	struct cmi_http_result f = {0};
+
+	if (conn->ssl != NULL && ERR_peek_error() == 0) {
+		char byte;
+
+		(void)SSL_read(conn->ssl, &byte, 1);
+	}
+	cli_lost_failure(conn, saved_errno, &f);
+	cli_conn_fail(conn, &f);
+}
+
+/* ---- events ---- */
+
+static void cli_want_write(struct cli_conn *conn, bool on)
+{
+	if (on == conn->wev_added)
+		return;
+	if (on)
+		event_add(conn->wev, NULL);
+	else
+		event_del(conn->wev);
+	conn->wev_added = on;
+}
+
+void cli_conn_kill(struct cli_conn *conn)
+{
+	if (conn->state == CLI_DEAD)
+		return;
+	conn->state = CLI_DEAD;
+	event_del(conn->rev);
+	event_del(conn->wev);
+	conn->wev_added = false;
+	cli_reap_soon(conn->client);
+}
+
+void cli_conn_free(struct cli_conn *conn)
+{
+	event_free(conn->rev);
+	event_free(conn->wev);
+	SSL_free(conn->ssl);
+	if (conn->fd >= 0)
+		close(conn->fd);
+	cmi_http_resp_clear(&conn->resp);
+	free(conn->in);
+	free(conn);
+}
+
+/* ---- response ---- */
+
+static void cli_response_done(struct cli_conn *conn)
+{
+	struct cli_call *call = conn->call;
+	struct cmi_http_resp *r = &conn->resp;
+
+	call->result.status = r->status;
+	if (r->status < 200 || r->status > 299)
+		cmi_fmt(call->result.message, sizeof(call->result.message), "HTTP %d %s", r->status,
+			r->reason);
+	if (call->get) {
+		/* The call takes the body; an empty one still gets a string. */
+		call->body = r->body != NULL ? r->body : cmi_strdup("");
+		r->body = NULL;
+		r->body_cap = 0;
+		call->result.body = call->body;
+		call->result.body_len = r->body_len;
+	}
+	call->conn = NULL;
+	conn->call = NULL;
+	cli_call_finish(call);
+	/* The rest of a request cut short by an early response cannot be
+	 * followed by another request. */
+	if (r->close || conn->out_off < conn->out_len)
+		cli_conn_kill(conn);
+	conn->out = NULL;
+	conn->out_len = conn->out_off = 0;
+}
+
+/* Parses what was read. Bytes with no request waiting for them, or after a
+ * response that ends the connection, close it. A response may arrive before
+ * the whole request left (a server refusing a large body does that), and
+ * it is the response to that request. */
+static void cli_parse(struct cli_conn *conn)
+{
+	size_t used;
+
+	if (conn->call == NULL) {
+		cli_conn_kill(conn);
+		return;
+	}
+	used = cmi_http_resp_feed(&conn->resp, conn->in, conn->in_len);
+	memmove(conn->in, conn->in + used, conn->in_len - used);
+	conn->in_len -= used;
+	if (conn->resp.phase == CMI_HTTP_RESP_BAD) {
+		struct cmi_http_result f = {0};
+
+		f.err = CMICRO_EPROTO;
+		cmi_fmt(f.message, sizeof(f.message), "%s from %s; check that the address is a "
+						      "broker node",
+			conn->resp.error, conn->address);
+		cli_conn_fail(conn, &f);
+		return;
+	}
+	if (conn->resp.phase != CMI_HTTP_RESP_DONE)
+		return;
+	cli_response_done(conn);
+	if (conn->in_len > 0)
+		cli_conn_kill(conn);
+}
+
+/* The peer ended the connection (saved_errno 0) or it failed. */
+static void cli_lost(struct cli_conn *conn, int saved_errno)
+{
+	struct cmi_http_result f = {0};
+
+	if (conn->call == NULL) {
+		/* An idle connection the server closed. */
+		cli_conn_kill(conn);
+		return;
+	}
+	if (saved_errno == 0 && conn->out_off == conn->out_len) {
+		bool started = conn->resp.phase != CMI_HTTP_RESP_HEAD || conn->in_len > 0 ||
+			       conn->resp.status != 0;
+
+		if (cmi_http_resp_eof(&conn->resp)) {
+			cli_response_done(conn);
+			cli_conn_kill(conn);
+			return;
+		}
+		if (started) {
+			f.err = CMICRO_EPROTO;
+			cmi_fmt(f.message, sizeof(f.message), "%s from %s", conn->resp.error,
+				conn->address);
+			cli_conn_fail(conn, &f);
+			return;
+		}
+	}
+	cli_lost_failure(conn, saved_errno, &f);
+	cli_conn_fail(conn, &f);
+}
+
+static void cli_read(struct cli_conn *conn)
+{
+	conn->read_wants_write = false;
+	while (conn->state == CLI_OPEN) {
+		size_t space = CLI_IN_SIZE - conn->in_len;
+		ssize_t n;
+		int saved;
+
+		if (space == 0) {
+			/* The parser keeps less than a full buffer unless it failed. */
+			cli_conn_kill(conn);
+			return;
+		}
+		ERR_clear_error();
+		if (conn->ssl != NULL) {
+			int r = SSL_read(conn->ssl, conn->in + conn->in_len, (int)space);
+
+			saved = errno;
+			if (r > 0) {
+				n = r;
+			} else {
+				int e = SSL_get_error(conn->ssl, r);
+
+				if (e == SSL_ERROR_WANT_READ)
+					return;
+				if (e == SSL_ERROR_WANT_WRITE) {
+					conn->read_wants_write = true;
+					cli_want_write(conn, true);
+					return;
+				}
+				/* A close without close_notify ends a response framed by
+				 * the connection as well: HTTP marks its own ends. */
+				if (e == SSL_ERROR_ZERO_RETURN ||
+				    (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && saved == 0))
+					cli_lost(conn, 0);
+				else
+					cli_lost(conn, e == SSL_ERROR_SYSCALL ? saved : 0);
+				return;
+			}
+		} else {
+			n = recv(conn->fd, conn->in + conn->in_len, space, 0);
+			saved = errno;
+			if (n == 0) {
+				cli_lost(conn, 0);
+				return;
+			}
+			if (n < 0) {
+				if (saved == EINTR)
+					continue;
+				if (saved != EAGAIN && saved != EWOULDBLOCK)
+					cli_lost(conn, saved);
+				return;
+			}
+		}
+		conn->in_len += (size_t)n;
+		cli_parse(conn);
+		/* Level-triggered epoll reports bytes left in the socket again, but
+		 * not records OpenSSL already read ahead. */
+		if (conn->ssl != NULL ? !SSL_has_pending(conn->ssl) : (size_t)n < space)
+			return;
+	}
+}
+
+/* ---- request ---- */
+
+static void cli_flush(struct cli_conn *conn)
+{
+	conn->write_wants_read = false;
+	while (conn->state == CLI_OPEN && conn->out != NULL && conn->out_off < conn->out_len) {
+		size_t left = conn->out_len - conn->out_off;
+		ssize_t n;
+		int saved;
+
+		ERR_clear_error();
+		if (conn->ssl != NULL) {
+			int r = SSL_write(conn->ssl, conn->out + conn->out_off,
+					  left > (size_t)INT32_MAX ? INT32_MAX : (int)left);
+
+			saved = errno;
+			if (r <= 0) {
+				int e = SSL_get_error(conn->ssl, r);
+
+				if (e == SSL_ERROR_WANT_WRITE) {
+					cli_want_write(conn, true);
+				} else if (e == SSL_ERROR_WANT_READ) {
+					conn->write_wants_read = true;
+				} else {
+					cli_write_failed(conn, e == SSL_ERROR_SYSCALL ? saved : 0);
+				}
+				return;
+			}
+			n = r;
+		} else {
+			n = send(conn->fd, conn->out + conn->out_off, left, MSG_NOSIGNAL);
+			saved = errno;
+			if (n < 0) {
+				if (saved == EINTR)
+					continue;
+				if (saved == EAGAIN || saved == EWOULDBLOCK)
+					cli_want_write(conn, true);
+				else
+					cli_write_failed(conn, saved);
+				return;
+			}
+		}
+		conn->out_off += (size_t)n;
+	}
+	if (conn->state == CLI_OPEN && !conn->read_wants_write)
+		cli_want_write(conn, false);
+}
+
+void cli_conn_send(struct cli_conn *conn)
+{
+	struct cli_call *call = conn->call;
+
+	conn->out = call->wire;
+	conn->out_len = call->wire_len;
+	conn->out_off = 0;
+	cmi_http_resp_init(&conn->resp, call->get ? CMI_HTTP_GET_BODY_MAX : 0);
+	if (conn->state == CLI_OPEN)
+		cli_flush(conn);
+}
+
+/* ---- connecting ---- */
+
+static void cli_opened(struct cli_conn *conn)
+{
+	conn->state = CLI_OPEN;
+	if (conn->call != NULL)
+		cli_flush(conn);
+	else
+		cli_want_write(conn, false);
+}
+
+static void cli_handshake(struct cli_conn *conn)
+{
+	int r, e, saved;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(conn->ssl);
+	saved = errno;
+	if (r == 1) {
+		cli_opened(conn);
+		return;
+	}
+	e = SSL_get_error(conn->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		cli_want_write(conn, false);
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		cli_want_write(conn, true);
+		return;
+	}
+	{
+		struct cmi_http_result f = {0};
+
+		if (ERR_peek_error() == 0 && e == SSL_ERROR_SYSCALL && saved != 0)
+			cli_socket_failure(conn, saved, &f);
+		else
+			cli_verdict_failure(conn, &f);
+		cli_conn_fail(conn, &f);
+	}
+}
+
+static void cli_connected(struct cli_conn *conn)
+{
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+		soerr = errno;
+	if (soerr == EINPROGRESS)
+		return;
+	if (soerr != 0) {
+		struct cmi_http_result f = {0};
+
+		cli_socket_failure(conn, soerr, &f);
+		cli_conn_fail(conn, &f);
+		return;
+	}
+	event_add(conn->rev, NULL);
+	if (conn->ssl == NULL) {
+		cli_opened(conn);
+		return;
+	}
+	conn->state = CLI_HANDSHAKING;
+	cli_handshake(conn);
+}
+
+static void cli_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct cli_conn *conn = arg;
+
+	(void)fd;
+	if (what & EV_WRITE)
+		conn->wev_added = false;
+	switch (conn->state) {
+	case CLI_CONNECTING:
+		if (what & EV_WRITE)
+			cli_connected(conn);
+		break;
+	case CLI_HANDSHAKING:
+		cli_handshake(conn);
+		break;
+	case CLI_OPEN:
+		if ((what & EV_WRITE) || ((what & EV_READ) && conn->write_wants_read))
+			cli_flush(conn);
+		if (conn->state == CLI_OPEN &&
+		    ((what & EV_READ) || ((what & EV_WRITE) && conn->read_wants_write)))
+			cli_read(conn);
+		break;
+	case CLI_DEAD:
+		break;
+	}
+}
+
+static int cli_new_ssl(struct cmi_http_client *client, struct cli_conn *conn, const char *host,
+		       const struct cli_call *call)
+{
+	int rc;
+
+	if (client->tls == NULL)
+		return cmi_error(CMICRO_ECONFIG, "https to %s needs a TLS client context", call->label);
+	rc = cmicro_tls_ssl_new(client->tls, host, call->label, &conn->ssl);
+	if (rc == 0)
+		rc = cmi_tls_ssl_set_peer(conn->ssl, call->address, call->node_id);
+	if (rc == 0 && SSL_set_fd(conn->ssl, conn->fd) != 1)
+		rc = cmi_error_ossl(CMICRO_ECRYPTO, "cannot attach a TLS session to the socket");
+	if (rc != 0)
+		return rc;
+	SSL_set_connect_state(conn->ssl);
+	SSL_set_mode(conn->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_set_read_ahead(conn->ssl, 1);
+	return 0;
+}
+
+/* Resolves host and starts a non-blocking connect to its first address, as
+ * libevent's bufferevent_socket_connect_hostname does without a DNS base.
+ * Returns 0 with the connect under way, or done when *refused_errno is set
+ * (the failure is reported through the call like a later one). */
+static int cli_connect(struct cli_conn *conn, const char *host, int port, int *refused_errno)
+{
+	struct addrinfo hints, *res = NULL;
+	char service[8];
+	int gai, one = 1;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = AI_NUMERICSERV;
+	cmi_fmt(service, sizeof(service), "%d", port);
+	gai = getaddrinfo(host, service, &hints, &res);
+	if (gai != 0)
+		return cmi_error(CMICRO_ECONNECT, "cannot resolve \"%s\" of %s: %s; check the node's "
+						  "registered address",
+				 host, conn->address, gai_strerror(gai));
+	conn->fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (conn->fd < 0) {
+		int err = errno;
+
+		freeaddrinfo(res);
+		return cmi_error(CMICRO_ECONNECT, "cannot create a socket for %s: %s", conn->address,
+				 CMI_ERRNO_TEXT(err));
+	}
+	/* A request must leave without waiting for the acknowledgement of the
+	 * previous one. */
+	(void)setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(conn->fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS)
+		*refused_errno = errno;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
+		  struct cli_conn **out)
+{
+	struct cli_conn *conn;
+	char host[256];
+	int port, rc, refused = 0;
+
+	*out = NULL;
+	rc = cmi_http_split_address(call->address, host, sizeof(host), &port);
+	if (rc != 0)
+		return rc;
+	conn = cmi_calloc(1, sizeof(*conn));
+	if (conn == NULL)
+		return CMICRO_ENOMEM;
+	conn->fd = -1;
+	conn->client = client;
+	conn->state = CLI_CONNECTING;
+	cmi_fmt(conn->key, sizeof(conn->key), "%s", call->key);
+	cmi_fmt(conn->address, sizeof(conn->address), "%s", call->address);
+	conn->in = malloc(CLI_IN_SIZE);
+	rc = conn->in != NULL ? cli_connect(conn, host, port, &refused) : CMICRO_ENOMEM;
+	if (rc == 0 && call->https)
+		rc = cli_new_ssl(client, conn, host, call);
+	if (rc == 0) {
+		conn->rev = event_new(client->base, conn->fd, EV_READ | EV_PERSIST, cli_io, conn);
+		conn->wev = event_new(client->base, conn->fd, EV_WRITE, cli_io, conn);
+		if (conn->rev == NULL || conn->wev == NULL)
+			rc = cmi_error(CMICRO_ENOMEM, "out of memory creating a connection to %s",
+				       call->address);
+	}
+	if (rc != 0) {
+		cli_conn_free(conn);
+		return rc;
+	}
+	conn->next = client->conns;
+	client->conns = conn;
+	if (refused != 0) {
+		cli_socket_failure(conn, refused, &conn->failure);
+		cli_conn_kill(conn);
+	} else {
+		cli_want_write(conn, true);
+	}
+	*out = conn;
+	return 0;
+}

@@ -1,0 +1,1266 @@
+/*
+ * The HTTP client against mock servers that each test scripts: a thread on
+ * 127.0.0.1 that accepts connections, runs one thread per connection and
+ * answers with chosen bytes, over plain TCP or over TLS (plain OpenSSL with
+ * certificates made at test time by cmicro and by the openssl CLI). The
+ * client runs on an event_base in the test thread. Every wait is bounded:
+ * the loop by a guard timer, the mock's reads and writes by poll and socket
+ * timeouts, and its threads by a timed join.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "http/http_client_int.h"
+#include "http/http_int.h"
+#include "testkit.h"
+
+#define MOCK_MAX_CONNS 128 /* connections one mock serves, each on its own thread */
+#define MOCK_IO_MS 10000   /* bound of one read or write of the mock */
+#define MOCK_POLL_MS 20    /* how often a waiting mock thread checks for stop */
+#define MOCK_REQ_MAX 16384 /* request head the mock reads */
+#define JOIN_MS 15000      /* bound of stopping a mock */
+#define GUARD_S 30         /* bound of one run of the client's loop */
+#define WAIT_MS 10000      /* bound of waiting for the mock or the client */
+#define TIMEOUT_MS 5000    /* request timeout when no timeout is under test */
+
+/* ---- mock server ---- */
+
+struct mock;
+struct mock_conn;
+
+typedef void (*mock_script_fn)(struct mock *m, struct mock_conn *c);
+
+struct mock_opts {
+	SSL_CTX *tls; /* NULL: plain TCP */
+	mock_script_fn script;
+	const char *reply; /* what script_serve sends to each request */
+	size_t reply_len;
+	size_t piece;     /* bytes per write, with a 1 ms pause between; 0: all at once */
+	int hold_ms;      /* pause before each reply */
+	bool close_after; /* close the connection after the first reply */
+	int rcvbuf;       /* SO_RCVBUF of accepted sockets; 0: the default */
+};
+
+struct mock_conn {
+	struct mock *m;
+	int fd;
+	SSL *ssl;
+	int index; /* order of acceptance, from 0 */
+	pthread_t thread;
+};
+
+struct mock {
+	struct mock_opts opts;
+	int lfd;
+	char address[32];
+	pthread_t thread;
+	struct mock_conn *conns[MOCK_MAX_CONNS];
+	int n_conns;
+	atomic_bool stop;
+	atomic_bool release; /* set by the test: script_idle_close may close */
+	atomic_int accepted, open, max_open, closed;
+	atomic_int requests, gets;
+	atomic_int faults; /* failures of the mock itself, never of the client */
+};
+
+/* Waits until c has bytes to read. Returns false at stop or after MOCK_IO_MS. */
+static bool mock_wait_readable(struct mock_conn *c)
+{
+	for (int waited = 0; waited < MOCK_IO_MS; waited += MOCK_POLL_MS) {
+		struct pollfd p = {c->fd, POLLIN, 0};
+
+		if (c->ssl != NULL && SSL_pending(c->ssl) > 0)
+			return true;
+		if (atomic_load(&c->m->stop))
+			return false;
+		if (poll(&p, 1, MOCK_POLL_MS) == 1)
+			return true;
+	}
+	return false;
+}
+
+/* Reads up to n bytes. Returns the count, or 0 or less at the end of the
+ * connection, on an error, at stop or after MOCK_IO_MS. */
+static ssize_t mock_read(struct mock_conn *c, char *buf, size_t n)
+{
+	if (!mock_wait_readable(c))
+		return -1;
+	if (c->ssl != NULL)
+		return SSL_read(c->ssl, buf, (int)n);
+	return recv(c->fd, buf, n, 0);
+}
+
+static int mock_write(struct mock_conn *c, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w;
+
+		if (c->ssl != NULL)
+			w = SSL_write(c->ssl, buf, (int)(n > 65536 ? 65536 : n));
+		else
+			w = send(c->fd, buf, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return -1;
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Sends the configured reply, in pieces when opts.piece is set. */
+static int mock_send_reply(struct mock *m, struct mock_conn *c)
+{
+	size_t piece = m->opts.piece ? m->opts.piece : m->opts.reply_len;
+
+	for (size_t off = 0; off < m->opts.reply_len; off += piece) {
+		size_t n = m->opts.reply_len - off < piece ? m->opts.reply_len - off : piece;
+
+		if (off > 0)
+			usleep(1000);
+		if (mock_write(c, m->opts.reply + off, n) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads and drops n bytes. */
+static int mock_skip(struct mock_conn *c, unsigned long long n)
+{
+	char buf[16384];
+
+	while (n > 0) {
+		ssize_t r = mock_read(c, buf, n < sizeof(buf) ? (size_t)n : sizeof(buf));
+
+		if (r <= 0)
+			return -1;
+		n -= (unsigned long long)r;
+	}
+	return 0;
+}
+
+/* Returns the Content-Length of a NUL-terminated request head, or 0. */
+static unsigned long long mock_content_length(const char *head)
+{
+	const char *field = strcasestr(head, "\r\nContent-Length:");
+
+	return field != NULL ? strtoull(field + 17, NULL, 10) : 0;
+}
+
+/* Reads one request head and, unless head_only, its body (dropped). Returns
+ * 0, or -1 at the end of the connection, on an error or at stop. */
+static int mock_read_request(struct mock_conn *c, bool head_only)
+{
+	char buf[MOCK_REQ_MAX + 1];
+	size_t len = 0, head_len, extra;
+	unsigned long long length;
+	char *end;
+
+	while ((end = memmem(buf, len, "\r\n\r\n", 4)) == NULL) {
+		ssize_t n = len < MOCK_REQ_MAX ? mock_read(c, buf + len, MOCK_REQ_MAX - len) : -1;
+
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+	}
+	head_len = (size_t)(end + 4 - buf);
+	extra = len - head_len;
+	buf[head_len] = '\0';
+	length = mock_content_length(buf);
+	atomic_fetch_add(&c->m->requests, 1);
+	if (strncmp(buf, "GET ", 4) == 0)
+		atomic_fetch_add(&c->m->gets, 1);
+	if (head_only || length <= extra)
+		return 0;
+	return mock_skip(c, length - extra);
+}
+
+/* Reads until the client closes, never answering. */
+static void mock_drain(struct mock_conn *c)
+{
+	char buf[4096];
+
+	while (mock_read(c, buf, sizeof(buf)) > 0)
+		continue;
+}
+
+/* Answers every request with the reply until the client closes, or only
+ * the first with close_after. */
+static void script_serve(struct mock *m, struct mock_conn *c)
+{
+	while (mock_read_request(c, false) == 0) {
+		if (m->opts.hold_ms > 0)
+			usleep((useconds_t)m->opts.hold_ms * 1000);
+		if (mock_send_reply(m, c) != 0 || m->opts.close_after)
+			return;
+	}
+}
+
+/* Reads one request and closes without a response. */
+static void script_close_after_request(struct mock *m, struct mock_conn *c)
+{
+	(void)m;
+	(void)mock_read_request(c, false);
+}
+
+/* Reads one request and never answers it. */
+static void script_silent(struct mock *m, struct mock_conn *c)
+{
+	(void)m;
+	if (mock_read_request(c, false) == 0)
+		mock_drain(c);
+}
+
+/* Reads whatever arrives (a TLS ClientHello) and sends nothing. */
+static void script_ignore(struct mock *m, struct mock_conn *c)
+{
+	(void)m;
+	mock_drain(c);
+}
+
+/* Answers after the request head, before its body, then shuts down its own
+ * sending side and reads the rest, as a server rejecting a large body does
+ * so that the client can read the response instead of a reset. */
+static void script_early_reply(struct mock *m, struct mock_conn *c)
+{
+	if (mock_read_request(c, true) != 0 || mock_send_reply(m, c) != 0)
+		return;
+	(void)shutdown(c->fd, SHUT_WR);
+	mock_drain(c);
+}
+
+/* On the first connection: answers one request, then closes once the test
+ * sets release. Later connections are served normally. */
+static void script_idle_close(struct mock *m, struct mock_conn *c)
+{
+	if (c->index > 0) {
+		script_serve(m, c);
+		return;
+	}
+	if (mock_read_request(c, false) != 0 || mock_send_reply(m, c) != 0)
+		return;
+	for (int waited = 0; waited < MOCK_IO_MS && !atomic_load(&m->release); waited++)
+		usleep(1000);
+}
+
+static void *mock_conn_main(void *arg)
+{
+	struct mock_conn *c = arg;
+	struct mock *m = c->m;
+	bool ready = true;
+
+	if (m->opts.tls != NULL) {
+		c->ssl = SSL_new(m->opts.tls);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+			atomic_fetch_add(&m->faults, 1);
+		/* A client that rejects the certificate ends the handshake here. */
+		ready = c->ssl != NULL && SSL_accept(c->ssl) == 1;
+	}
+	if (ready)
+		m->opts.script(m, c);
+	SSL_free(c->ssl);
+	close(c->fd);
+	atomic_fetch_sub(&m->open, 1);
+	atomic_fetch_add(&m->closed, 1);
+	ERR_clear_error();
+	return NULL;
+}
+
+/* Counts a new open connection and raises max_open to match. */
+static void mock_count_open(struct mock *m)
+{
+	int now = atomic_fetch_add(&m->open, 1) + 1;
+	int max = atomic_load(&m->max_open);
+
+	while (now > max && !atomic_compare_exchange_weak(&m->max_open, &max, now))
+		continue;
+}
+
+static void mock_start_conn(struct mock *m, int fd)
+{
+	struct timeval io = {MOCK_IO_MS / 1000, 0};
+	struct mock_conn *c = m->n_conns < MOCK_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+	int one = 1;
+
+	if (c == NULL) {
+		atomic_fetch_add(&m->faults, 1);
+		close(fd);
+		return;
+	}
+	c->m = m;
+	c->fd = fd;
+	c->index = m->n_conns;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io, sizeof(io));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &io, sizeof(io));
+	atomic_fetch_add(&m->accepted, 1);
+	mock_count_open(m);
+	if (pthread_create(&c->thread, NULL, mock_conn_main, c) != 0) {
+		atomic_fetch_add(&m->faults, 1);
+		atomic_fetch_sub(&m->open, 1);
+		close(fd);
+		free(c);
+		return;
+	}
+	m->conns[m->n_conns++] = c;
+}
+
+/* Joins the connection threads; one still running after JOIN_MS is a
+ * fault, and its memory is left to it. */
+static void mock_join_conns(struct mock *m)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += JOIN_MS / 1000;
+	for (int i = 0; i < m->n_conns; i++) {
+		if (pthread_timedjoin_np(m->conns[i]->thread, NULL, &until) != 0) {
+			atomic_fetch_add(&m->faults, 1);
+			continue;
+		}
+		free(m->conns[i]);
+	}
+}
+
+static void *mock_accept_main(void *arg)
+{
+	struct mock *m = arg;
+
+	while (!atomic_load(&m->stop)) {
+		struct pollfd p = {m->lfd, POLLIN, 0};
+		int fd;
+
+		if (poll(&p, 1, MOCK_POLL_MS) != 1)
+			continue;
+		fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			mock_start_conn(m, fd);
+	}
+	mock_join_conns(m);
+	return NULL;
+}
+
+/* Starts a mock server on a free port of 127.0.0.1. opts is copied; the
+ * reply it points to must outlive the mock. */
+static struct mock *mock_start(const struct mock_opts *opts)
+{
+	struct mock *m = calloc(1, sizeof(*m));
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	int one = 1;
+
+	assert_non_null(m);
+	m->opts = *opts;
+	m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(m->lfd >= 0);
+	assert_int_equal(setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	/* Accepted sockets inherit the receive buffer of the listening one. */
+	if (opts->rcvbuf > 0)
+		assert_int_equal(setsockopt(m->lfd, SOL_SOCKET, SO_RCVBUF, &opts->rcvbuf,
+					    sizeof(opts->rcvbuf)),
+				 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(m->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(m->lfd, 256), 0);
+	assert_int_equal(getsockname(m->lfd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(m->address, sizeof(m->address), "127.0.0.1:%d", ntohs(sa.sin_port));
+	assert_int_equal(pthread_create(&m->thread, NULL, mock_accept_main, m), 0);
+	return m;
+}
+
+/* Stops m and its threads, which see the stop within MOCK_POLL_MS of their
+ * next wait. A thread still running after JOIN_MS fails the test, and the
+ * mock is then not freed because that thread still uses it. */
+static void mock_stop(struct mock *m)
+{
+	struct timespec until;
+
+	atomic_store(&m->stop, true);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += JOIN_MS / 1000;
+	if (pthread_timedjoin_np(m->thread, NULL, &until) != 0)
+		fail_msg("the mock server %s did not stop within %d ms", m->address, JOIN_MS);
+	if (atomic_load(&m->faults) != 0)
+		fail_msg("the mock server %s had %d faults of its own (a thread that did not "
+			 "start or stop, or no memory)",
+			 m->address, atomic_load(&m->faults));
+	close(m->lfd);
+	free(m);
+}
+
+static struct mock *mock_serving(const char *reply, size_t reply_len)
+{
+	struct mock_opts o = {0};
+
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = reply_len;
+	return mock_start(&o);
+}
+
+/* Waits until *v reaches want. Returns false after WAIT_MS. */
+static bool wait_count(atomic_int *v, int want)
+{
+	for (int waited = 0; waited < WAIT_MS && atomic_load(v) < want; waited++)
+		usleep(1000);
+	return atomic_load(v) >= want;
+}
+
+/* ---- certificates ---- */
+
+static char *tmp;
+static struct cmicro_cert *test_ca;
+static char server_pem[512], server_key[512];   /* issued by test_ca */
+static char foreign_ca[512];                    /* a CA made by the openssl CLI */
+static char foreign_pem[512], foreign_key[512]; /* issued by foreign_ca */
+
+static void make_cmicro_server_cert(void)
+{
+	const char *hosts[] = {"127.0.0.1"};
+	struct cmicro_cert_opts opts;
+	struct cmicro_cert *leaf = NULL;
+
+	cmicro_cert_opts_init(&opts);
+	opts.common_name = "http client test CA";
+	TK_OK(cmicro_cert_ca_new(&opts, &test_ca));
+	cmicro_cert_opts_init(&opts);
+	opts.hosts = hosts;
+	opts.n_hosts = 1;
+	TK_OK(cmicro_cert_issue(test_ca, &opts, &leaf));
+	TK_OK(cmicro_cert_save(leaf, tk_path(server_pem, sizeof(server_pem), tmp, "server.pem"),
+			       tk_path(server_key, sizeof(server_key), tmp, "server.key"),
+			       CMICRO_CERT_SAVE_CHAIN));
+	cmicro_cert_free(leaf);
+}
+
+static void make_openssl_server_cert(void)
+{
+	char ext[512], *out = NULL;
+	int rc;
+
+	tk_write(tk_path(ext, sizeof(ext), tmp, "leaf.ext"),
+		 "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+		 "extendedKeyUsage=serverAuth\n");
+	rc = tk_run(&out, 60,
+		    "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		    "-keyout foreign-ca.key -out foreign-ca.pem -days 365 -subj /CN=foreign-ca "
+		    "-addext basicConstraints=critical,CA:TRUE "
+		    "-addext keyUsage=critical,keyCertSign,cRLSign && "
+		    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		    "-keyout foreign.key -out foreign.csr -subj /CN=foreign && "
+		    "openssl x509 -req -in foreign.csr -CA foreign-ca.pem -CAkey foreign-ca.key "
+		    "-CAcreateserial -days 365 -extfile leaf.ext -out foreign.pem",
+		    tmp);
+	if (rc != 0)
+		fail_msg("openssl could not make the foreign certificates: %s", out ? out : "");
+	free(out);
+	tk_path(foreign_ca, sizeof(foreign_ca), tmp, "foreign-ca.pem");
+	tk_path(foreign_pem, sizeof(foreign_pem), tmp, "foreign.pem");
+	tk_path(foreign_key, sizeof(foreign_key), tmp, "foreign.key");
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	tmp = tk_tmpdir();
+	make_cmicro_server_cert();
+	make_openssl_server_cert();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	cmicro_cert_free(test_ca);
+	tk_tmpdir_remove(tmp);
+	return 0;
+}
+
+/* An OpenSSL server context with the certificate chain and key of files. */
+static SSL_CTX *server_tls(const char *cert_file, const char *key_file)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	assert_non_null(ctx);
+	assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, cert_file), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM), 1);
+	return ctx;
+}
+
+/* A verifying client configuration that trusts only ca, or only ca_file. */
+static struct cmicro_tls_config *client_tls(const struct cmicro_cert *ca, const char *ca_file)
+{
+	struct cmicro_tls_config *cfg = NULL;
+
+	TK_OK(cmicro_tls_config_new(&cfg));
+	TK_OK(cmicro_tls_config_set_system_roots(cfg, false));
+	if (ca != NULL)
+		TK_OK(cmicro_tls_config_add_ca_cert(cfg, ca));
+	else
+		TK_OK(cmicro_tls_config_add_ca_file(cfg, ca_file));
+	return cfg;
+}
+
+/* ---- client ---- */
+
+struct fixture {
+	struct event_base *base;
+	struct cmi_http_client *cli;
+	struct cmicro_tls_context *tls;
+	int done, want;
+	int ok; /* results with no error and status 200 */
+	struct cmi_http_result result;  /* the last one, without its body */
+	char first_failure[512];        /* the first result that is not 200 */
+	char *body;                     /* a copy of the last body of a GET */
+	size_t body_len;
+};
+
+static void on_done(void *arg, const struct cmi_http_result *res)
+{
+	struct fixture *f = arg;
+
+	f->done++;
+	f->result = *res;
+	f->result.body = NULL;
+	if (res->err == 0 && res->status == 200)
+		f->ok++;
+	else if (f->first_failure[0] == '\0')
+		cmi_fmt(f->first_failure, sizeof(f->first_failure), "%s, status %d: %s",
+			 cmicro_err_name(res->err), res->status, res->message);
+	if (res->body != NULL) {
+		free(f->body);
+		f->body = malloc(res->body_len + 1);
+		assert_non_null(f->body);
+		memcpy(f->body, res->body, res->body_len);
+		f->body_len = res->body_len;
+	}
+	if (f->done >= f->want)
+		event_base_loopbreak(f->base);
+}
+
+/* A client on a new event_base; tls NULL for plain HTTP. */
+static struct fixture *fixture_new(struct cmicro_tls_config *tls)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->base = cmi_http_base_new();
+	assert_non_null(f->base);
+	if (tls != NULL) {
+		TK_OK(cmicro_tls_context_new(tls, CMICRO_TLS_CLIENT, NULL, &f->tls));
+		cmicro_tls_config_free(tls);
+	}
+	TK_OK(cmi_http_client_new(f->base, f->tls, &f->cli));
+	return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	cmi_http_client_free(f->cli);
+	cmicro_tls_context_free(f->tls);
+	event_base_free(f->base);
+	free(f->body);
+	free(f);
+}
+
+/* Starts a POST of body (or a GET) to address; https when the client has TLS. */
+static void request_start(struct fixture *f, const char *address, bool get, const char *body,
+			  size_t body_len, int timeout_ms)
+{
+	struct cmi_http_post p = {0};
+
+	p.https = f->tls != NULL;
+	p.address = address;
+	p.path = "/?id=mock";
+	p.peer_label = "mock";
+	p.body = body;
+	p.body_len = body_len;
+	p.timeout_ms = timeout_ms;
+	p.get = get;
+	TK_OK(cmi_http_client_post(f->cli, &p, on_done, f));
+}
+
+/* Runs the loop until want results in all have arrived, for GUARD_S at most. */
+static void run_until(struct fixture *f, int want)
+{
+	struct timeval guard = {GUARD_S, 0};
+
+	f->want = want;
+	if (f->done < want) {
+		event_base_loopexit(f->base, &guard);
+		event_base_dispatch(f->base);
+	}
+	if (f->done < want)
+		fail_msg("%d of %d requests completed within %d s", f->done, want, GUARD_S);
+}
+
+/* Sends one request to address and waits for its result. */
+static void request(struct fixture *f, const char *address, bool get, int timeout_ms)
+{
+	request_start(f, address, get, get ? NULL : "{\"n\":1}", get ? 0 : 7, timeout_ms);
+	run_until(f, f->done + 1);
+}
+
+/* Asserts the last result's error code and status, printing its message. */
+static void expect_result(const struct fixture *f, int err, int status)
+{
+	if (f->result.err != err)
+		fail_msg("error %s, expected %s: %s", cmicro_err_name(f->result.err),
+			 cmicro_err_name(err), f->result.message);
+	if (f->result.status != status)
+		fail_msg("status %d, expected %d: %s", f->result.status, status, f->result.message);
+}
+
+/* Counts the client's connections that are not closed (white-box). */
+static int client_live_conns(const struct cmi_http_client *cli)
+{
+	int n = 0;
+
+	for (const struct cli_conn *c = cli->conns; c != NULL; c = c->next)
+		n += c->state != CLI_DEAD;
+	return n;
+}
+
+/* Runs the loop without blocking until the client has no open connection,
+ * for WAIT_MS at most. Returns whether that happened. */
+static bool run_until_no_conns(struct fixture *f)
+{
+	for (int waited = 0; waited < WAIT_MS && client_live_conns(f->cli) > 0; waited++) {
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	return client_live_conns(f->cli) == 0;
+}
+
+/* Builds "<head>\r\n\r\n" followed by body_len letters into a new buffer. */
+static char *make_reply(const char *head, size_t body_len, size_t *len)
+{
+	size_t head_len = strlen(head);
+	char *reply = malloc(head_len + 4 + body_len);
+
+	assert_non_null(reply);
+	memcpy(reply, head, head_len);
+	memcpy(reply + head_len, "\r\n\r\n", 4);
+	for (size_t i = 0; i < body_len; i++)
+		reply[head_len + 4 + i] = (char)('a' + i % 26);
+	*len = head_len + 4 + body_len;
+	return reply;
+}
+
+/* ---- framing that works ---- */
+
+static void test_http_client_byte_split_response_reuses_connection(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(NULL);
+	struct mock *m;
+
+	(void)state;
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	o.piece = 1;
+	m = mock_start(&o);
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_string_equal(f->result.message, "");
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_int_equal(atomic_load(&m->requests), 2);
+	assert_int_equal(atomic_load(&m->accepted), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_chunked_trailer_reuses_connection(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				    "5;note=\"first\"\r\nhello\r\n"
+				    "6\r\n world\r\n"
+				    "0\r\nX-Checksum: 42\r\n\r\n";
+	struct mock *m = mock_serving(reply, sizeof(reply) - 1);
+	struct fixture *f = fixture_new(NULL);
+
+	(void)state;
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_int_equal(atomic_load(&m->requests), 2);
+	assert_int_equal(atomic_load(&m->accepted), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+/* The mock keeps the connection open after reply, so only the client's
+ * reading of the reply can make it open a second one. */
+static void check_reply_ends_connection(const char *reply)
+{
+	struct mock *m = mock_serving(reply, strlen(reply));
+	struct fixture *f = fixture_new(NULL);
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_int_equal(atomic_load(&m->requests), 2);
+	assert_int_equal(atomic_load(&m->accepted), 2);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_connection_close_opens_new(void **state)
+{
+	(void)state;
+	check_reply_ends_connection("HTTP/1.1 200 OK\r\nConnection: close\r\n"
+				    "Content-Length: 2\r\n\r\nok");
+}
+
+static void test_http_client_http10_response_opens_new(void **state)
+{
+	(void)state;
+	check_reply_ends_connection("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+}
+
+static void test_http_client_trailing_garbage_opens_new(void **state)
+{
+	(void)state;
+	/* The extra bytes look like the start of a next response, which no
+	 * request asked for. */
+	check_reply_ends_connection("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+				    "HTTP/1.1 200 OK\r\n");
+}
+
+static void test_http_client_body_until_close_ok(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+				    "the body ends with the connection";
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(NULL);
+	struct mock *m;
+
+	(void)state;
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	o.close_after = true;
+	m = mock_start(&o);
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	request(f, m->address, true, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_non_null(f->body);
+	assert_int_equal(f->body_len, strlen("the body ends with the connection"));
+	assert_memory_equal(f->body, "the body ends with the connection", f->body_len);
+	assert_int_equal(atomic_load(&m->accepted), 2);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_interim_100_skipped(void **state)
+{
+	static const char reply[] = "HTTP/1.1 100 Continue\r\n\r\n"
+				    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct mock *m = mock_serving(reply, sizeof(reply) - 1);
+	struct fixture *f = fixture_new(NULL);
+
+	(void)state;
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_int_equal(atomic_load(&m->accepted), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+/* ---- invalid responses ---- */
+
+/* Sends two requests to a mock answering reply: each fails as an invalid
+ * response naming cause, and the second comes on a new connection, because
+ * a connection whose response was misread is not reused. */
+static void check_invalid_reply(const char *reply, size_t reply_len, const char *cause)
+{
+	struct mock *m = mock_serving(reply, reply_len);
+	struct fixture *f = fixture_new(NULL);
+
+	for (int i = 0; i < 2; i++) {
+		request(f, m->address, false, TIMEOUT_MS);
+		expect_result(f, CMICRO_EPROTO, 0);
+		TK_CONTAINS(f->result.message, "invalid HTTP response");
+		TK_CONTAINS(f->result.message, cause);
+		TK_CONTAINS(f->result.message, m->address);
+	}
+	assert_int_equal(atomic_load(&m->accepted), 2);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_garbage_status_line_eproto(void **state)
+{
+	static const char reply[] = "hello\r\n\r\n";
+
+	(void)state;
+	check_invalid_reply(reply, sizeof(reply) - 1, "status line");
+}
+
+static void test_http_client_conflicting_lengths_eproto(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				    "Content-Length: 3\r\n\r\nok";
+
+	(void)state;
+	check_invalid_reply(reply, sizeof(reply) - 1, "two Content-Length fields disagree");
+}
+
+static void test_http_client_gzip_coding_eproto(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok";
+
+	(void)state;
+	check_invalid_reply(reply, sizeof(reply) - 1, "Transfer-Encoding");
+}
+
+static void test_http_client_folded_header_eproto(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nX-Note: one\r\n two\r\n"
+				    "Content-Length: 0\r\n\r\n";
+
+	(void)state;
+	check_invalid_reply(reply, sizeof(reply) - 1, "folded");
+}
+
+static void test_http_client_endless_head_eproto(void **state)
+{
+	static const char line[] = "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+	size_t line_len = sizeof(line) - 1, len = 0;
+	char *reply = malloc(32 + 400 * line_len);
+
+	(void)state;
+	assert_non_null(reply);
+	len = (size_t)snprintf(reply, 32, "HTTP/1.1 200 OK\r\n");
+	for (int i = 0; i < 400; i++, len += line_len)
+		memcpy(reply + len, line, line_len);
+	assert_true(len > 16384);
+	check_invalid_reply(reply, len, "longer than 16384 bytes");
+	free(reply);
+}
+
+static void test_http_client_bad_chunk_size_eproto(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				    "zz\r\nok\r\n0\r\n\r\n";
+
+	(void)state;
+	check_invalid_reply(reply, sizeof(reply) - 1, "chunk size is not a hex number");
+}
+
+/* ---- connections that end or stall ---- */
+
+static void test_http_client_close_without_response_econnect(void **state)
+{
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(NULL);
+	struct mock *m;
+
+	(void)state;
+	o.script = script_close_after_request;
+	m = mock_start(&o);
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, CMICRO_ECONNECT, 0);
+	TK_CONTAINS(f->result.message, "closed before a response");
+	assert_int_equal(atomic_load(&m->requests), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_close_mid_body_eproto(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial";
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(NULL);
+	struct mock *m;
+
+	(void)state;
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	o.close_after = true;
+	m = mock_start(&o);
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, CMICRO_EPROTO, 0);
+	TK_CONTAINS(f->result.message, "in the middle of the response");
+	TK_CONTAINS(f->result.message, m->address);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_silent_server_times_out(void **state)
+{
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(NULL);
+	struct mock *m;
+
+	(void)state;
+	o.script = script_silent;
+	m = mock_start(&o);
+
+	request(f, m->address, false, 300);
+	expect_result(f, CMICRO_ETIMEDOUT, 0);
+	TK_CONTAINS(f->result.message, "no response within the delivery timeout");
+	assert_int_equal(atomic_load(&m->requests), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_stalled_handshake_times_out(void **state)
+{
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(client_tls(test_ca, NULL));
+	struct mock *m;
+
+	(void)state;
+	o.script = script_ignore;
+	m = mock_start(&o);
+
+	request(f, m->address, false, 300);
+	expect_result(f, CMICRO_ETIMEDOUT, 0);
+	TK_CONTAINS(f->result.message, "did not complete the connection");
+	TK_CONTAINS(f->result.message, m->address);
+	assert_int_equal(atomic_load(&m->accepted), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static struct mock *mock_idle_closing(void)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct mock_opts o = {0};
+
+	o.script = script_idle_close;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	return mock_start(&o);
+}
+
+static void test_http_client_idle_close_seen_opens_new(void **state)
+{
+	struct mock *m = mock_idle_closing();
+	struct fixture *f = fixture_new(NULL);
+
+	(void)state;
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	atomic_store(&m->release, true);
+	assert_true(wait_count(&m->closed, 1));
+	/* The client's loop runs while the server closes, as it does in a
+	 * broker, so the client sees the end of the idle connection. */
+	assert_true(run_until_no_conns(f));
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_int_equal(atomic_load(&m->accepted), 2);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_stale_idle_connection_retried(void **state)
+{
+	struct mock *m = mock_idle_closing();
+	struct fixture *f = fixture_new(NULL);
+
+	(void)state;
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	atomic_store(&m->release, true);
+	assert_true(wait_count(&m->closed, 1));
+
+	/* The request goes out before the loop has read the end of the idle
+	 * connection. The server closed it before any byte of this request,
+	 * so the request can be sent again on a new connection. */
+	request(f, m->address, false, TIMEOUT_MS);
+	if (f->result.err != 0)
+		fail_msg("a request on a kept-alive connection that the server had already closed "
+			 "failed instead of going out on a new connection: %s: %s",
+			 cmicro_err_name(f->result.err), f->result.message);
+	expect_result(f, 0, 200);
+	assert_int_equal(atomic_load(&m->accepted), 2);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_early_413_reported(void **state)
+{
+	static const char reply[] = "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+				    "Content-Length: 0\r\n\r\n";
+	const size_t body_len = 1024 * 1024;
+	char *body = malloc(body_len);
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(NULL);
+	struct mock *m;
+
+	(void)state;
+	assert_non_null(body);
+	memset(body, 'x', body_len);
+	o.script = script_early_reply;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	/* A small receive buffer keeps most of the body in the client when
+	 * the response arrives. */
+	o.rcvbuf = 4096;
+	m = mock_start(&o);
+
+	request_start(f, m->address, false, body, body_len, TIMEOUT_MS);
+	run_until(f, 1);
+	expect_result(f, 0, 413);
+	TK_CONTAINS(f->result.message, "HTTP 413");
+	assert_int_equal(atomic_load(&m->requests), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+	free(body);
+}
+
+/* ---- GET bodies ---- */
+
+static void test_http_client_get_body_kept(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world";
+	struct mock *m = mock_serving(reply, sizeof(reply) - 1);
+	struct fixture *f = fixture_new(NULL);
+
+	(void)state;
+	request(f, m->address, true, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_non_null(f->body);
+	assert_int_equal(f->body_len, 11);
+	assert_memory_equal(f->body, "hello world", 11);
+	assert_int_equal(atomic_load(&m->gets), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+static void test_http_client_get_body_at_limit_kept(void **state)
+{
+	size_t len = 0;
+	char *reply = make_reply("HTTP/1.1 200 OK\r\nContent-Length: 4194304", 4194304, &len);
+	struct mock *m = mock_serving(reply, len);
+	struct fixture *f = fixture_new(NULL);
+
+	(void)state;
+	request(f, m->address, true, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_non_null(f->body);
+	assert_int_equal(f->body_len, 4194304);
+	assert_memory_equal(f->body, reply + len - 4194304, 4194304);
+
+	fixture_free(f);
+	mock_stop(m);
+	free(reply);
+}
+
+static void test_http_client_get_body_over_limit_eproto(void **state)
+{
+	size_t len = 0;
+	char *reply = make_reply("HTTP/1.1 200 OK\r\nContent-Length: 4194305", 4194305, &len);
+	struct mock *m = mock_serving(reply, len);
+	struct fixture *f = fixture_new(NULL);
+
+	(void)state;
+	request(f, m->address, true, TIMEOUT_MS);
+	expect_result(f, CMICRO_EPROTO, 0);
+	TK_CONTAINS(f->result.message, "invalid HTTP response");
+	TK_CONTAINS(f->result.message, "body longer than 4194304 bytes");
+	assert_null(f->body);
+
+	fixture_free(f);
+	mock_stop(m);
+	free(reply);
+}
+
+/* ---- connection cap ---- */
+
+static void test_http_client_burst_capped_at_64(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(NULL);
+	struct mock *m;
+
+	(void)state;
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	o.hold_ms = 200;
+	m = mock_start(&o);
+
+	for (int i = 0; i < 70; i++)
+		request_start(f, m->address, false, "{}", 2, 20000);
+	run_until(f, 70);
+	if (f->ok != 70)
+		fail_msg("%d of 70 requests got 200; first failure: %s", f->ok, f->first_failure);
+	assert_int_equal(atomic_load(&m->requests), 70);
+	assert_true(atomic_load(&m->max_open) <= 64);
+	assert_int_equal(atomic_load(&m->accepted), 64);
+
+	fixture_free(f);
+	mock_stop(m);
+}
+
+/* ---- connect and TLS ---- */
+
+static void test_http_client_refused_port_econnect(void **state)
+{
+	struct fixture *f = fixture_new(NULL);
+	char address[32];
+
+	(void)state;
+	snprintf(address, sizeof(address), "127.0.0.1:%d", tk_free_port());
+	request(f, address, false, TIMEOUT_MS);
+	expect_result(f, CMICRO_ECONNECT, 0);
+	TK_CONTAINS(f->result.message, "connection refused");
+	TK_CONTAINS(f->result.message, address);
+
+	fixture_free(f);
+}
+
+/* Serves reply over TLS with the given server certificate to a client that
+ * trusts ca or ca_file, and checks two requests on one connection. */
+static void check_tls_keepalive(const char *cert_file, const char *key_file,
+				const struct cmicro_cert *ca, const char *ca_file)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				    "5\r\nhello\r\n0\r\n\r\n";
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(client_tls(ca, ca_file));
+	struct mock *m;
+
+	o.tls = server_tls(cert_file, key_file);
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	/* Pieces of 7 bytes become TLS records that split the framing. */
+	o.piece = 7;
+	m = mock_start(&o);
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, 0, 200);
+	assert_int_equal(atomic_load(&m->requests), 2);
+	assert_int_equal(atomic_load(&m->accepted), 1);
+
+	fixture_free(f);
+	mock_stop(m);
+	SSL_CTX_free(o.tls);
+}
+
+static void test_http_client_tls_cmicro_cert_reuses_connection(void **state)
+{
+	(void)state;
+	check_tls_keepalive(server_pem, server_key, test_ca, NULL);
+}
+
+static void test_http_client_tls_openssl_cert_reuses_connection(void **state)
+{
+	(void)state;
+	check_tls_keepalive(foreign_pem, foreign_key, NULL, foreign_ca);
+}
+
+static void test_http_client_tls_foreign_ca_everify(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	struct mock_opts o = {0};
+	struct fixture *f = fixture_new(client_tls(test_ca, NULL));
+	struct mock *m;
+
+	(void)state;
+	o.tls = server_tls(foreign_pem, foreign_key);
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	m = mock_start(&o);
+
+	request(f, m->address, false, TIMEOUT_MS);
+	expect_result(f, CMICRO_EVERIFY, 0);
+	assert_int_equal(f->result.tls_reason, CMICRO_TLS_REASON_UNKNOWN_AUTHORITY);
+	TK_CONTAINS(f->result.message, "TLS handshake failed");
+	TK_CONTAINS(f->result.message, m->address);
+	assert_int_equal(atomic_load(&m->requests), 0);
+
+	fixture_free(f);
+	mock_stop(m);
+	SSL_CTX_free(o.tls);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_http_client_byte_split_response_reuses_connection),
+		cmocka_unit_test(test_http_client_chunked_trailer_reuses_connection),
+		cmocka_unit_test(test_http_client_connection_close_opens_new),
+		cmocka_unit_test(test_http_client_http10_response_opens_new),
+		cmocka_unit_test(test_http_client_trailing_garbage_opens_new),
+		cmocka_unit_test(test_http_client_body_until_close_ok),
+		cmocka_unit_test(test_http_client_interim_100_skipped),
+		cmocka_unit_test(test_http_client_garbage_status_line_eproto),
+		cmocka_unit_test(test_http_client_conflicting_lengths_eproto),
+		cmocka_unit_test(test_http_client_gzip_coding_eproto),
+		cmocka_unit_test(test_http_client_folded_header_eproto),
+		cmocka_unit_test(test_http_client_endless_head_eproto),
+		cmocka_unit_test(test_http_client_bad_chunk_size_eproto),
+		cmocka_unit_test(test_http_client_close_without_response_econnect),
+		cmocka_unit_test(test_http_client_close_mid_body_eproto),
+		cmocka_unit_test(test_http_client_silent_server_times_out),
+		cmocka_unit_test(test_http_client_stalled_handshake_times_out),
+		cmocka_unit_test(test_http_client_idle_close_seen_opens_new),
+		cmocka_unit_test(test_http_client_stale_idle_connection_retried),
+		cmocka_unit_test(test_http_client_early_413_reported),
+		cmocka_unit_test(test_http_client_get_body_kept),
+		cmocka_unit_test(test_http_client_get_body_at_limit_kept),
+		cmocka_unit_test(test_http_client_get_body_over_limit_eproto),
+		cmocka_unit_test(test_http_client_burst_capped_at_64),
+		cmocka_unit_test(test_http_client_refused_port_econnect),
+		cmocka_unit_test(test_http_client_tls_cmicro_cert_reuses_connection),
+		cmocka_unit_test(test_http_client_tls_openssl_cert_reuses_connection),
+		cmocka_unit_test(test_http_client_tls_foreign_ca_everify),
+	};
+
+	/* The broker runs the client on threads with SIGPIPE blocked, so a
+	 * write to a closed peer fails with EPIPE; the test thread and the mock
+	 * threads get the same. */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
