@@ -234,16 +234,19 @@ bench_expand_pub() {
 	return 0
 }
 
+# $6 is the system name: cmicro runs handlers on handler threads (the
+# default), cmicro-inline on the subscriber's I/O thread.
 bench_cell_cmicro() {
-	local run=$1 payload=$2 inflight=$3 n=$4 p=$5
+	local run=$1 payload=$2 inflight=$3 n=$4 p=$5 system=$6 inline=false
 	local t=$tls
+	[ "$system" = cmicro-inline ] && inline=true
 	rm -f "$p.db"
-	sub_cmd=("$bin/cmicro_bench_sub" "$t/ca.pem" "$t/node.pem" "$t/node.key" "$p.db" bench "$n"
-		"$client_timeout")
+	sub_cmd=(env "MICRO_BROKER_INLINE_HANDLERS=$inline" "$bin/cmicro_bench_sub" "$t/ca.pem"
+		"$t/node.pem" "$t/node.key" "$p.db" bench "$n" "$client_timeout")
 	pub_cmd=("$bin/cmicro_bench_pub" "$t/ca.pem" "$t/node.pem" "$t/node.key" "$p.db" bench "$n"
 		"$payload" "$inflight" "$client_timeout")
 	bench_pubsub "$p"
-	bench_emit "$run" cmicro "$payload" "$inflight" "$n" "$p.sub" "$p.pub" ""
+	bench_emit "$run" "$system" "$payload" "$inflight" "$n" "$p.sub" "$p.pub" ""
 }
 
 bench_cell_go() {
@@ -368,7 +371,7 @@ bench_cell() {
 	p="$work/logs/r$run-$system-$payload-$inflight"
 	echo "bench:   $system payload=$payload in-flight=$inflight" >&2
 	case "$system" in
-	cmicro) bench_cell_cmicro "$run" "$payload" "$inflight" "$n" "$p" ;;
+	cmicro | cmicro-inline) bench_cell_cmicro "$run" "$payload" "$inflight" "$n" "$p" "$system" ;;
 	go) bench_cell_go "$run" "$payload" "$inflight" "$n" "$p" ;;
 	mosquitto-qos0) bench_cell_mosquitto "$run" "$payload" "$inflight" "$n" "$p" 0 ;;
 	mosquitto-qos1) bench_cell_mosquitto "$run" "$payload" "$inflight" "$n" "$p" 1 ;;

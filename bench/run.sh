@@ -112,7 +112,7 @@ for run in $(seq 1 "$runs"); do
 		for inflight in "${inflights[@]}"; do
 			n=$count
 			[ "$inflight" -eq 1 ] && n=$count_c1
-			for system in cmicro go mosquitto-qos0 mosquitto-qos1 nats nginx; do
+			for system in cmicro cmicro-inline go mosquitto-qos0 mosquitto-qos1 nats nginx; do
 				bench_cell "$run" "$system" "$payload" "$inflight" "$n" >>"$results"
 			done
 		done

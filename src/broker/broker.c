@@ -101,7 +101,7 @@ static int brk_metrics_settings(struct cmicro_broker *b, const struct cmicro_bro
 }
 
 /* Opens the outbox of the option or MICRO_BROKER_OUTBOX, and reads
- * MICRO_BROKER_DEDUP. Opening at creation holds the outbox's lock for the
+ * MICRO_BROKER_DEDUP and MICRO_BROKER_INLINE_HANDLERS. Opening at creation holds the outbox's lock for the
  * broker's lifetime and reports a bad path before anything is published. */
 static int brk_delivery_settings(struct cmicro_broker *b, const struct cmicro_broker_opts *opts)
 {
@@ -115,6 +115,14 @@ static int brk_delivery_settings(struct cmicro_broker *b, const struct cmicro_br
 						 "true to drop duplicate messages by Micro-Id, or unset it",
 				 env);
 	b->dedup = opts->dedup || v == 1;
+	env = cmi_getenv("MICRO_BROKER_INLINE_HANDLERS");
+	v = env ? cmi_parse_bool(env) : 0;
+	if (v < 0)
+		return cmi_error(CMICRO_ECONFIG, "MICRO_BROKER_INLINE_HANDLERS=\"%.100s\" is not a "
+						 "boolean; set true to run handlers on the I/O thread, or "
+						 "unset it",
+				 env);
+	b->opts.inline_handlers = opts->inline_handlers || v == 1;
 	if (path == NULL || path[0] == '\0')
 		path = cmi_getenv("MICRO_BROKER_OUTBOX");
 	if (path == NULL || path[0] == '\0')

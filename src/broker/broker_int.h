@@ -352,6 +352,10 @@ void cmi_brk_on_request(void *user, struct cmi_http_request *req);
 int cmi_brk_sub_renew(struct cmicro_broker *b, struct cmicro_subscription *sub);
 int cmi_brk_workers_start(struct cmicro_broker *b);
 void cmi_brk_workers_stop(struct cmicro_broker *b);
+/* Runs sub's handler for d on the calling thread, the I/O thread when the
+ * broker runs handlers inline (broker->lock not held). */
+void cmi_brk_run_inline(struct cmicro_broker *b, struct cmicro_subscription *sub,
+			struct brk_delivery *d);
 /* Queues msg for sub (broker->lock held); false when the queue is full. */
 bool cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
 		     struct brk_job *job);

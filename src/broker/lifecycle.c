@@ -2,6 +2,7 @@
  * client, and the threads. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/metrics_int.h"
 #include "broker/outbox_int.h"
@@ -218,17 +219,62 @@ static void lc_teardown(struct cmicro_broker *b)
 	b->base = NULL;
 }
 
+/* Time a disconnecting broker gives replies of handled messages to reach
+ * their publishers, which otherwise send those messages again. */
+#define LC_DRAIN_MS 500
+
+struct lc_drain {
+	struct cmicro_broker *b;
+	struct event *ev;
+	struct timespec deadline;
+};
+
+/* Ends the loop once every queued reply was written, or at the deadline. */
+static void lc_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lc_drain *d = arg;
+	struct timeval again = {0, 5000};
+	struct timespec now;
+
+	(void)fd;
+	(void)what;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (d->b->server == NULL || cmi_http_server_flushed(d->b->server) ||
+	    now.tv_sec > d->deadline.tv_sec ||
+	    (now.tv_sec == d->deadline.tv_sec && now.tv_nsec >= d->deadline.tv_nsec)) {
+		/* loopexit, not loopbreak: event_base_loop clears a break
+		 * requested before the I/O thread entered it, and would then
+		 * run forever, while the exit is an event the loop still runs. */
+		event_base_loopexit(d->b->base, NULL);
+		return;
+	}
+	event_add(d->ev, &again);
+}
+
+static void lc_stop_loop(struct cmicro_broker *b)
+{
+	struct lc_drain d = {.b = b};
+
+	clock_gettime(CLOCK_MONOTONIC, &d.deadline);
+	d.deadline.tv_nsec += (long)LC_DRAIN_MS * 1000000L;
+	d.deadline.tv_sec += d.deadline.tv_nsec / 1000000000L;
+	d.deadline.tv_nsec %= 1000000000L;
+	d.ev = event_new(b->base, -1, 0, lc_drain_cb, &d);
+	if (d.ev != NULL)
+		event_active(d.ev, 0, 0);
+	else
+		event_base_loopexit(b->base, NULL);
+	pthread_join(b->loop_thread, NULL);
+	if (d.ev != NULL)
+		event_free(d.ev);
+}
+
 static void lc_stop_threads(struct cmicro_broker *b)
 {
 	cmi_brk_workers_stop(b);
 	cmi_brk_ctl_stop(b);
-	if (b->connected && b->base != NULL) {
-		/* loopexit, not loopbreak: event_base_loop clears a break
-		 * requested before the I/O thread entered it, and would then
-		 * run forever, while the exit is an event the loop still runs. */
-		event_base_loopexit(b->base, NULL);
-		pthread_join(b->loop_thread, NULL);
-	}
+	if (b->connected && b->base != NULL)
+		lc_stop_loop(b);
 	b->connected = false;
 }
 

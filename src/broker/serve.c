@@ -119,11 +119,54 @@ static int serve_match(struct cmicro_broker *b, const struct brk_delivery *d, co
 	return n;
 }
 
+/* Runs the handlers of d on this thread, the I/O thread. The matching
+ * subscriptions are taken (with a reference each) under the lock, and their
+ * handlers run without it, since a handler may publish or unsubscribe. */
+static int serve_inline(struct cmicro_broker *b, struct brk_delivery *d, const char *id)
+{
+	struct cmicro_subscription *subs[64], **taken = subs;
+	size_t n = 0;
+	int total = 0;
+
+	pthread_mutex_lock(&b->lock);
+	for (struct cmicro_subscription *s = b->subs; s != NULL; s = s->next)
+		total += id != NULL && strcmp(s->topic, d->topic) == 0 && strcmp(s->node_id, id) == 0;
+	if (total == 0) {
+		pthread_mutex_unlock(&b->lock);
+		return 404;
+	}
+	if ((size_t)total > CMI_ARRAY_LEN(subs) &&
+	    (taken = malloc((size_t)total * sizeof(*taken))) == NULL) {
+		pthread_mutex_unlock(&b->lock);
+		return 503;
+	}
+	for (struct cmicro_subscription *s = b->subs; s != NULL; s = s->next) {
+		if (strcmp(s->topic, d->topic) != 0 || strcmp(s->node_id, id) != 0)
+			continue;
+		atomic_fetch_add(&s->refs, 1);
+		taken[n++] = s;
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	/* One extra count, released last, keeps d alive through every handler. */
+	atomic_init(&d->remaining, (int)n + 1);
+	for (size_t i = 0; i < n; i++) {
+		cmi_brk_run_inline(b, taken[i], d);
+		cmi_brk_sub_release(taken[i]);
+	}
+	if (taken != subs)
+		free(taken);
+	cmi_brk_delivery_done(d, 0);
+	return 0;
+}
+
 static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const char *id)
 {
 	bool full;
 	int n;
 
+	if (b->opts.inline_handlers)
+		return serve_inline(b, d, id);
 	pthread_mutex_lock(&b->lock);
 	n = serve_match(b, d, id, &full);
 	if (n == 0 || full) {

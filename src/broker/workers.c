@@ -166,6 +166,34 @@ static void wk_run_one(struct cmicro_broker *b, struct cmicro_subscription *sub)
 	}
 }
 
+void cmi_brk_run_inline(struct cmicro_broker *b, struct cmicro_subscription *sub,
+			struct brk_delivery *d)
+{
+	int outcome;
+
+	pthread_mutex_lock(&b->lock);
+	if (sub->broker == NULL) {
+		/* Unsubscribed since the request was matched: 503, as for a queued
+		 * message of a subscription that closes. */
+		pthread_mutex_unlock(&b->lock);
+		cmi_brk_delivery_done(d, -1);
+		return;
+	}
+	/* unsubscribe from another thread waits for running to clear. */
+	sub->running = true;
+	sub->runner = pthread_self();
+	pthread_mutex_unlock(&b->lock);
+
+	outcome = wk_call(b, sub, d);
+	cmi_brk_delivery_done(d, outcome);
+
+	pthread_mutex_lock(&b->lock);
+	sub->running = false;
+	if (sub->broker == NULL)
+		pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
 static void *wk_main(void *arg)
 {
 	struct cmicro_broker *b = arg;
@@ -190,6 +218,8 @@ int cmi_brk_workers_start(struct cmicro_broker *b)
 {
 	struct wk_pool *pool;
 
+	if (b->opts.inline_handlers)
+		return 0;
 	pool = cmi_calloc(1, sizeof(*pool) + (size_t)b->opts.handler_threads *
 						 sizeof(pool->threads[0]));
 	if (pool == NULL)

@@ -200,12 +200,18 @@ static int cli_count(const struct cmi_http_client *client, const char *key)
 }
 
 /* Finds an idle connection to the call's node, or opens one while the node
- * is under the cap. Returns 0 with *out NULL when the call must wait. */
+ * is under the cap. Returns 0 with *out NULL when the call must wait. A
+ * call sent again prefers a new connection, because the other idle ones
+ * may have been closed with the one that failed it. */
 static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *call,
 			struct cli_conn **out)
 {
-	*out = cli_find_idle(client, call->key);
-	if (*out != NULL || cli_count(client, call->key) >= CLI_CONNS_PER_NODE)
+	bool full = cli_count(client, call->key) >= CLI_CONNS_PER_NODE;
+
+	*out = NULL;
+	if (!call->resent || full)
+		*out = cli_find_idle(client, call->key);
+	if (*out != NULL || full)
 		return 0;
 	return cli_conn_open(client, call, out);
 }
@@ -236,6 +242,36 @@ static void cli_dispatch(struct cmi_http_client *client, const char *key)
 		return;
 	cli_unqueue(call);
 	cli_start(call, conn);
+}
+
+static void cli_enqueue(struct cli_call *call)
+{
+	struct cmi_http_client *client = call->client;
+
+	call->pending = true;
+	if (client->pend_tail != NULL)
+		client->pend_tail->pnext = call;
+	else
+		client->pend_head = call;
+	client->pend_tail = call;
+}
+
+void cli_call_resend(struct cli_call *call)
+{
+	struct cli_conn *conn = NULL;
+
+	call->resent = true;
+	if (cli_conn_for(call->client, call, &conn) != 0) {
+		call->result.err = CMICRO_ECONNECT;
+		cmi_fmt(call->result.message, sizeof(call->result.message), "%s",
+			cmicro_last_errmsg());
+		cli_call_finish(call);
+		return;
+	}
+	if (conn != NULL)
+		cli_start(call, conn);
+	else
+		cli_enqueue(call);
 }
 
 static char *cli_put(char *p, const char *s, size_t n)
@@ -369,16 +405,10 @@ int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_p
 		return rc;
 	}
 	event_add(call->ev, &call->timeout);
-	if (conn != NULL) {
+	if (conn != NULL)
 		cli_start(call, conn);
-		return 0;
-	}
-	call->pending = true;
-	if (client->pend_tail != NULL)
-		client->pend_tail->pnext = call;
 	else
-		client->pend_head = call;
-	client->pend_tail = call;
+		cli_enqueue(call);
 	return 0;
 }
 

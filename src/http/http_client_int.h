@@ -58,6 +58,7 @@ struct cli_conn {
 	char *in; /* CLI_IN_SIZE bytes read, not yet parsed */
 	size_t in_len;
 	struct cmi_http_resp resp;
+	unsigned responses; /* complete responses read: the connection was kept alive */
 	struct cmi_http_result failure; /* err 0 until a connection failure is seen */
 };
 
@@ -76,7 +77,8 @@ struct cli_call {
 	char *node_id;
 	bool https;
 	bool get;
-	char *body; /* response body of a GET */
+	bool resent; /* sent again after a kept-alive connection turned out closed */
+	char *body;  /* response body of a GET */
 	struct timeval timeout;
 	/* The whole request, head and body, so it leaves in one write. */
 	char *wire;
@@ -103,6 +105,9 @@ struct cmi_http_client {
 void cli_call_finish(struct cli_call *call);
 /* Schedules the reaper, which frees dead connections without a call. */
 void cli_reap_soon(struct cmi_http_client *client);
+/* Sends call again on a new connection, once: the kept-alive connection it
+ * went out on had been closed by the server. */
+void cli_call_resend(struct cli_call *call);
 
 /* http_client_io.c */
 

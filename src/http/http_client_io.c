@@ -91,6 +91,13 @@ static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
 		return;
 	f->err = CMICRO_ECONNECT;
 	f->tls_reason = CMICRO_TLS_REASON_NONE;
+	if (conn->responses > 0) {
+		cmi_fmt(f->message, sizeof(f->message),
+			"%s closed a kept-alive connection before a response; the node restarted, "
+			"or it closes idle connections",
+			conn->address);
+		return;
+	}
 	cmi_fmt(f->message, sizeof(f->message),
 		"the connection closed before a response; check that the node serves %s",
 		conn->ssl ? "HTTPS (its metadata says secure=true)"
@@ -112,6 +119,30 @@ static void cli_conn_fail(struct cli_conn *conn, const struct cmi_http_result *f
 	cli_conn_kill(conn);
 }
 
+/*
+ * A server may close a kept-alive connection while it is idle, and a
+ * request written before that close was read finds it closed. When not a
+ * byte of a response came back, the server never took the request, so it
+ * goes once more on a new connection, as Go's HTTP client does. Returns
+ * true when the call was handed back for that.
+ */
+static bool cli_resend_stale(struct cli_conn *conn, int saved_errno)
+{
+	struct cli_call *call = conn->call;
+
+	if (call == NULL || call->resent || conn->responses == 0 || conn->resp.status != 0 ||
+	    conn->resp.phase != CMI_HTTP_RESP_HEAD || conn->in_len > 0 ||
+	    (saved_errno != 0 && saved_errno != ECONNRESET && saved_errno != EPIPE) ||
+	    (conn->ssl != NULL && ERR_peek_error() != 0))
+		return false;
+	ERR_clear_error();
+	call->conn = NULL;
+	conn->call = NULL;
+	cli_conn_kill(conn);
+	cli_call_resend(call);
+	return true;
+}
+
 /* The request could not be written: reads what the peer sent first, since a
  * server that rejected this client's certificate sent an alert before it
  * reset the connection. */
@@ -124,6 +155,8 @@ static void cli_write_failed(struct cli_conn *conn, int saved_errno)
 
 		(void)SSL_read(conn->ssl, &byte, 1);
 	}
+	if (cli_resend_stale(conn, saved_errno))
+		return;
 	cli_lost_failure(conn, saved_errno, &f);
 	cli_conn_fail(conn, &f);
 }
@@ -185,6 +218,7 @@ static void cli_response_done(struct cli_conn *conn)
 	}
 	call->conn = NULL;
 	conn->call = NULL;
+	conn->responses++;
 	cli_call_finish(call);
 	/* The rest of a request cut short by an early response cannot be
 	 * followed by another request. */
@@ -236,6 +270,8 @@ static void cli_lost(struct cli_conn *conn, int saved_errno)
 		cli_conn_kill(conn);
 		return;
 	}
+	if (cli_resend_stale(conn, saved_errno))
+		return;
 	if (saved_errno == 0 && conn->out_off == conn->out_len) {
 		bool started = conn->resp.phase != CMI_HTTP_RESP_HEAD || conn->in_len > 0 ||
 			       conn->resp.status != 0;

@@ -61,6 +61,9 @@ void cmi_http_server_free(struct cmi_http_server *srv);
 int cmi_http_server_port(const struct cmi_http_server *srv);
 /* Connections open now. */
 int cmi_http_server_connections(const struct cmi_http_server *srv);
+/* True when no reply waits to be sent and every connection's output was
+ * written to its socket (loop thread). */
+bool cmi_http_server_flushed(struct cmi_http_server *srv);
 
 const char *cmi_http_request_method(const struct cmi_http_request *req);
 bool cmi_http_request_is_post(const struct cmi_http_request *req);

@@ -506,6 +506,22 @@ int cmi_http_server_port(const struct cmi_http_server *srv)
 	return srv ? srv->port : 0;
 }
 
+bool cmi_http_server_flushed(struct cmi_http_server *srv)
+{
+	bool queued;
+
+	pthread_mutex_lock(&srv->lock);
+	queued = srv->reply_head != NULL;
+	pthread_mutex_unlock(&srv->lock);
+	if (queued)
+		return false;
+	for (const struct srv_conn *c = srv->conns; c != NULL; c = c->next) {
+		if (c->bev != NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+			return false;
+	}
+	return true;
+}
+
 int cmi_http_server_connections(const struct cmi_http_server *srv)
 {
 	return srv ? srv->n_conns : 0;

@@ -1,9 +1,9 @@
 /*
- * The HTTP client against mock servers that each test scripts: a thread on
- * 127.0.0.1 that accepts connections, runs one thread per connection and
- * answers with chosen bytes, over plain TCP or over TLS (plain OpenSSL with
- * certificates made at test time by cmicro and by the openssl CLI). The
- * client runs on an event_base in the test thread. Every wait is bounded:
+ * The HTTP client against mock servers that each test scripts. A mock is a
+ * thread on 127.0.0.1 that accepts connections, runs one thread per
+ * connection and responds with chosen bytes. It speaks plain TCP, or TLS
+ * through OpenSSL alone with certificates made at test time by cmicro and
+ * by the openssl CLI. The client runs on an event_base in the test thread. Every wait is bounded:
  * the loop by a guard timer, the mock's reads and writes by poll and socket
  * timeouts, and its threads by a timed join.
  */
@@ -28,14 +28,14 @@
 #include "http/http_int.h"
 #include "testkit.h"
 
-#define MOCK_MAX_CONNS 128 /* connections one mock serves, each on its own thread */
-#define MOCK_IO_MS 10000   /* bound of one read or write of the mock */
-#define MOCK_POLL_MS 20    /* how often a waiting mock thread checks for stop */
-#define MOCK_REQ_MAX 16384 /* request head the mock reads */
-#define JOIN_MS 15000      /* bound of stopping a mock */
-#define GUARD_S 30         /* bound of one run of the client's loop */
-#define WAIT_MS 10000      /* bound of waiting for the mock or the client */
-#define TIMEOUT_MS 5000    /* request timeout when no timeout is under test */
+#define MOCK_MAX_CONNS 128   /* connections one mock serves, each on its own thread */
+#define MOCK_IO_MS     10000 /* max wait of one read or write of the mock */
+#define MOCK_POLL_MS   20    /* how often a waiting mock thread checks for stop */
+#define MOCK_REQ_MAX   16384 /* request head the mock reads */
+#define JOIN_MS        15000 /* max wait for the threads of a mock to end */
+#define GUARD_S        30    /* max time of one run of the client's loop */
+#define WAIT_MS        10000 /* max wait for a change in the mock or the client */
+#define TIMEOUT_MS     5000  /* request timeout when no timeout is under test */
 
 /* ---- mock server ---- */
 
@@ -49,10 +49,10 @@ struct mock_opts {
 	mock_script_fn script;
 	const char *reply; /* what script_serve sends to each request */
 	size_t reply_len;
-	size_t piece;     /* bytes per write, with a 1 ms pause between; 0: all at once */
-	int hold_ms;      /* pause before each reply */
-	bool close_after; /* close the connection after the first reply */
-	int rcvbuf;       /* SO_RCVBUF of accepted sockets; 0: the default */
+	size_t write_size; /* bytes per write with a 1 ms pause between, or 0 for one write */
+	int hold_ms;       /* pause before each reply */
+	bool close_after;  /* close the connection after the first reply */
+	int rcvbuf;        /* SO_RCVBUF of accepted sockets, or 0 for the default */
 };
 
 struct mock_conn {
@@ -65,7 +65,7 @@ struct mock_conn {
 
 struct mock {
 	struct mock_opts opts;
-	int lfd;
+	int listen_fd;
 	char address[32];
 	pthread_t thread;
 	struct mock_conn *conns[MOCK_MAX_CONNS];
@@ -73,8 +73,9 @@ struct mock {
 	atomic_bool stop;
 	atomic_bool release; /* set by the test: script_idle_close may close */
 	atomic_int accepted, open, max_open, closed;
-	atomic_int requests, gets;
+	atomic_int requests, get_requests;
 	atomic_int faults; /* failures of the mock itself, never of the client */
+	atomic_int stuck;  /* connection threads that did not end */
 };
 
 /* Waits until c has bytes to read. Returns false at stop or after MOCK_IO_MS. */
@@ -121,13 +122,13 @@ static int mock_write(struct mock_conn *c, const char *buf, size_t n)
 	return 0;
 }
 
-/* Sends the configured reply, in pieces when opts.piece is set. */
+/* Sends the configured reply, in several writes when opts.write_size is set. */
 static int mock_send_reply(struct mock *m, struct mock_conn *c)
 {
-	size_t piece = m->opts.piece ? m->opts.piece : m->opts.reply_len;
+	size_t step = m->opts.write_size ? m->opts.write_size : m->opts.reply_len;
 
-	for (size_t off = 0; off < m->opts.reply_len; off += piece) {
-		size_t n = m->opts.reply_len - off < piece ? m->opts.reply_len - off : piece;
+	for (size_t off = 0; off < m->opts.reply_len; off += step) {
+		size_t n = m->opts.reply_len - off < step ? m->opts.reply_len - off : step;
 
 		if (off > 0)
 			usleep(1000);
@@ -182,13 +183,13 @@ static int mock_read_request(struct mock_conn *c, bool head_only)
 	length = mock_content_length(buf);
 	atomic_fetch_add(&c->m->requests, 1);
 	if (strncmp(buf, "GET ", 4) == 0)
-		atomic_fetch_add(&c->m->gets, 1);
+		atomic_fetch_add(&c->m->get_requests, 1);
 	if (head_only || length <= extra)
 		return 0;
 	return mock_skip(c, length - extra);
 }
 
-/* Reads until the client closes, never answering. */
+/* Reads until the client closes, never responding. */
 static void mock_drain(struct mock_conn *c)
 {
 	char buf[4096];
@@ -197,8 +198,8 @@ static void mock_drain(struct mock_conn *c)
 		continue;
 }
 
-/* Answers every request with the reply until the client closes, or only
- * the first with close_after. */
+/* Responds to every request with the reply until the client closes, or
+ * only to the first with close_after. */
 static void script_serve(struct mock *m, struct mock_conn *c)
 {
 	while (mock_read_request(c, false) == 0) {
@@ -216,7 +217,7 @@ static void script_close_after_request(struct mock *m, struct mock_conn *c)
 	(void)mock_read_request(c, false);
 }
 
-/* Reads one request and never answers it. */
+/* Reads one request and never responds to it. */
 static void script_silent(struct mock *m, struct mock_conn *c)
 {
 	(void)m;
@@ -231,9 +232,9 @@ static void script_ignore(struct mock *m, struct mock_conn *c)
 	mock_drain(c);
 }
 
-/* Answers after the request head, before its body, then shuts down its own
- * sending side and reads the rest, as a server rejecting a large body does
- * so that the client can read the response instead of a reset. */
+/* Responds after the request head, before its body, then shuts down its
+ * own sending side and reads the rest. A server rejecting a large body does
+ * this so that the client reads the response instead of a reset. */
 static void script_early_reply(struct mock *m, struct mock_conn *c)
 {
 	if (mock_read_request(c, true) != 0 || mock_send_reply(m, c) != 0)
@@ -242,8 +243,8 @@ static void script_early_reply(struct mock *m, struct mock_conn *c)
 	mock_drain(c);
 }
 
-/* On the first connection: answers one request, then closes once the test
- * sets release. Later connections are served normally. */
+/* On the first connection, responds to one request, then closes once the
+ * test sets release. Later connections are served normally. */
 static void script_idle_close(struct mock *m, struct mock_conn *c)
 {
 	if (c->index > 0) {
@@ -252,8 +253,11 @@ static void script_idle_close(struct mock *m, struct mock_conn *c)
 	}
 	if (mock_read_request(c, false) != 0 || mock_send_reply(m, c) != 0)
 		return;
-	for (int waited = 0; waited < MOCK_IO_MS && !atomic_load(&m->release); waited++)
+	for (int waited = 0; waited < MOCK_IO_MS; waited++) {
+		if (atomic_load(&m->release) || atomic_load(&m->stop))
+			return;
 		usleep(1000);
+	}
 }
 
 static void *mock_conn_main(void *arg)
@@ -264,10 +268,11 @@ static void *mock_conn_main(void *arg)
 
 	if (m->opts.tls != NULL) {
 		c->ssl = SSL_new(m->opts.tls);
-		if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		ready = c->ssl != NULL && SSL_set_fd(c->ssl, c->fd) == 1;
+		if (!ready)
 			atomic_fetch_add(&m->faults, 1);
 		/* A client that rejects the certificate ends the handshake here. */
-		ready = c->ssl != NULL && SSL_accept(c->ssl) == 1;
+		ready = ready && SSL_accept(c->ssl) == 1;
 	}
 	if (ready)
 		m->opts.script(m, c);
@@ -318,7 +323,7 @@ static void mock_start_conn(struct mock *m, int fd)
 	m->conns[m->n_conns++] = c;
 }
 
-/* Joins the connection threads; one still running after JOIN_MS is a
+/* Joins the connection threads. One still running after JOIN_MS is a
  * fault, and its memory is left to it. */
 static void mock_join_conns(struct mock *m)
 {
@@ -329,6 +334,7 @@ static void mock_join_conns(struct mock *m)
 	for (int i = 0; i < m->n_conns; i++) {
 		if (pthread_timedjoin_np(m->conns[i]->thread, NULL, &until) != 0) {
 			atomic_fetch_add(&m->faults, 1);
+			atomic_fetch_add(&m->stuck, 1);
 			continue;
 		}
 		free(m->conns[i]);
@@ -340,12 +346,12 @@ static void *mock_accept_main(void *arg)
 	struct mock *m = arg;
 
 	while (!atomic_load(&m->stop)) {
-		struct pollfd p = {m->lfd, POLLIN, 0};
+		struct pollfd p = {m->listen_fd, POLLIN, 0};
 		int fd;
 
 		if (poll(&p, 1, MOCK_POLL_MS) != 1)
 			continue;
-		fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0)
 			mock_start_conn(m, fd);
 	}
@@ -364,42 +370,49 @@ static struct mock *mock_start(const struct mock_opts *opts)
 
 	assert_non_null(m);
 	m->opts = *opts;
-	m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(m->lfd >= 0);
-	assert_int_equal(setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	m->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(m->listen_fd >= 0);
+	assert_int_equal(setsockopt(m->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
 	/* Accepted sockets inherit the receive buffer of the listening one. */
 	if (opts->rcvbuf > 0)
-		assert_int_equal(setsockopt(m->lfd, SOL_SOCKET, SO_RCVBUF, &opts->rcvbuf,
+		assert_int_equal(setsockopt(m->listen_fd, SOL_SOCKET, SO_RCVBUF, &opts->rcvbuf,
 					    sizeof(opts->rcvbuf)),
 				 0);
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(m->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(m->lfd, 256), 0);
-	assert_int_equal(getsockname(m->lfd, (struct sockaddr *)&sa, &len), 0);
+	assert_int_equal(bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(m->listen_fd, 256), 0);
+	assert_int_equal(getsockname(m->listen_fd, (struct sockaddr *)&sa, &len), 0);
 	snprintf(m->address, sizeof(m->address), "127.0.0.1:%d", ntohs(sa.sin_port));
 	assert_int_equal(pthread_create(&m->thread, NULL, mock_accept_main, m), 0);
 	return m;
 }
 
 /* Stops m and its threads, which see the stop within MOCK_POLL_MS of their
- * next wait. A thread still running after JOIN_MS fails the test, and the
- * mock is then not freed because that thread still uses it. */
-static void mock_stop(struct mock *m)
+ * next wait. Returns -1 when a thread was still running after JOIN_MS (the
+ * mock is then not freed, because that thread still uses it) or when the
+ * mock had a fault of its own. */
+static int mock_stop(struct mock *m)
 {
 	struct timespec until;
+	int faults;
 
 	atomic_store(&m->stop, true);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += JOIN_MS / 1000;
-	if (pthread_timedjoin_np(m->thread, NULL, &until) != 0)
-		fail_msg("the mock server %s did not stop within %d ms", m->address, JOIN_MS);
-	if (atomic_load(&m->faults) != 0)
-		fail_msg("the mock server %s had %d faults of its own (a thread that did not "
-			 "start or stop, or no memory)",
-			 m->address, atomic_load(&m->faults));
-	close(m->lfd);
-	free(m);
+	if (pthread_timedjoin_np(m->thread, NULL, &until) != 0) {
+		print_error("the mock server %s did not stop within %d ms\n", m->address, JOIN_MS);
+		return -1;
+	}
+	faults = atomic_load(&m->faults);
+	if (faults != 0)
+		print_error("the mock server %s had %d faults of its own: a thread that did not "
+			    "start or stop, or no memory\n",
+			    m->address, faults);
+	close(m->listen_fd);
+	if (atomic_load(&m->stuck) == 0)
+		free(m);
+	return faults == 0 ? 0 : -1;
 }
 
 static struct mock *mock_serving(const char *reply, size_t reply_len)
@@ -490,7 +503,7 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* An OpenSSL server context with the certificate chain and key of files. */
+/* Creates an OpenSSL server context from a certificate chain file and a key file. */
 static SSL_CTX *server_tls(const char *cert_file, const char *key_file)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -501,7 +514,7 @@ static SSL_CTX *server_tls(const char *cert_file, const char *key_file)
 	return ctx;
 }
 
-/* A verifying client configuration that trusts only ca, or only ca_file. */
+/* Creates a verifying client configuration that trusts only ca, or only ca_file. */
 static struct cmicro_tls_config *client_tls(const struct cmicro_cert *ca, const char *ca_file)
 {
 	struct cmicro_tls_config *cfg = NULL;
@@ -522,10 +535,10 @@ struct fixture {
 	struct cmi_http_client *cli;
 	struct cmicro_tls_context *tls;
 	int done, want;
-	int ok; /* results with no error and status 200 */
-	struct cmi_http_result result;  /* the last one, without its body */
-	char first_failure[512];        /* the first result that is not 200 */
-	char *body;                     /* a copy of the last body of a GET */
+	int ok;                        /* results with no error and status 200 */
+	struct cmi_http_result result; /* the last one, without its body */
+	char first_failure[512];       /* the first result that is not 200 */
+	char *body;                    /* a copy of the last body of a GET */
 	size_t body_len;
 };
 
@@ -540,7 +553,7 @@ static void on_done(void *arg, const struct cmi_http_result *res)
 		f->ok++;
 	else if (f->first_failure[0] == '\0')
 		cmi_fmt(f->first_failure, sizeof(f->first_failure), "%s, status %d: %s",
-			 cmicro_err_name(res->err), res->status, res->message);
+			cmicro_err_name(res->err), res->status, res->message);
 	if (res->body != NULL) {
 		free(f->body);
 		f->body = malloc(res->body_len + 1);
@@ -552,7 +565,8 @@ static void on_done(void *arg, const struct cmi_http_result *res)
 		event_base_loopbreak(f->base);
 }
 
-/* A client on a new event_base; tls NULL for plain HTTP. */
+/* Creates a client on a new event_base. It takes tls, which is NULL for
+ * plain HTTP. */
 static struct fixture *fixture_new(struct cmicro_tls_config *tls)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -577,7 +591,8 @@ static void fixture_free(struct fixture *f)
 	free(f);
 }
 
-/* Starts a POST of body (or a GET) to address; https when the client has TLS. */
+/* Starts a POST of body, or a GET, to address, over HTTPS when the client
+ * has TLS. */
 static void request_start(struct fixture *f, const char *address, bool get, const char *body,
 			  size_t body_len, int timeout_ms)
 {
@@ -661,32 +676,61 @@ static char *make_reply(const char *head, size_t body_len, size_t *len)
 	return reply;
 }
 
+/* ---- per-test state ---- */
+
+/* The objects one test started. The teardown frees them also after a
+ * failed assert has left the test early. It frees the client first, so
+ * that the mock's threads see their connections end, then the mock. */
+struct env {
+	struct fixture *f;
+	struct mock *m;
+	SSL_CTX *server_tls;
+	char *buf; /* a reply or a request body built by the test */
+};
+
+static int env_setup(void **state)
+{
+	*state = calloc(1, sizeof(struct env));
+	return *state != NULL ? 0 : -1;
+}
+
+static int env_teardown(void **state)
+{
+	struct env *e = *state;
+	int rc = 0;
+
+	if (e->f != NULL)
+		fixture_free(e->f);
+	if (e->m != NULL)
+		rc = mock_stop(e->m);
+	SSL_CTX_free(e->server_tls);
+	free(e->buf);
+	free(e);
+	return rc;
+}
+
 /* ---- framing that works ---- */
 
 static void test_http_client_byte_split_response_reuses_connection(void **state)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(NULL);
-	struct mock *m;
 
-	(void)state;
 	o.script = script_serve;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
-	o.piece = 1;
-	m = mock_start(&o);
+	o.write_size = 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_string_equal(f->result.message, "");
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_int_equal(atomic_load(&m->requests), 2);
-	assert_int_equal(atomic_load(&m->accepted), 1);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_string_equal(e->f->result.message, "");
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->requests), 2);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
 }
 
 static void test_http_client_chunked_trailer_reuses_connection(void **state)
@@ -695,136 +739,121 @@ static void test_http_client_chunked_trailer_reuses_connection(void **state)
 				    "5;note=\"first\"\r\nhello\r\n"
 				    "6\r\n world\r\n"
 				    "0\r\nX-Checksum: 42\r\n\r\n";
-	struct mock *m = mock_serving(reply, sizeof(reply) - 1);
-	struct fixture *f = fixture_new(NULL);
+	struct env *e = *state;
 
-	(void)state;
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_int_equal(atomic_load(&m->requests), 2);
-	assert_int_equal(atomic_load(&m->accepted), 1);
+	e->m = mock_serving(reply, sizeof(reply) - 1);
+	e->f = fixture_new(NULL);
 
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->requests), 2);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
 }
 
 /* The mock keeps the connection open after reply, so only the client's
  * reading of the reply can make it open a second one. */
-static void check_reply_ends_connection(const char *reply)
+static void check_reply_ends_connection(struct env *e, const char *reply)
 {
-	struct mock *m = mock_serving(reply, strlen(reply));
-	struct fixture *f = fixture_new(NULL);
+	e->m = mock_serving(reply, strlen(reply));
+	e->f = fixture_new(NULL);
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_int_equal(atomic_load(&m->requests), 2);
-	assert_int_equal(atomic_load(&m->accepted), 2);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->requests), 2);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
 }
 
 static void test_http_client_connection_close_opens_new(void **state)
 {
-	(void)state;
-	check_reply_ends_connection("HTTP/1.1 200 OK\r\nConnection: close\r\n"
-				    "Content-Length: 2\r\n\r\nok");
+	check_reply_ends_connection(*state, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+					    "Content-Length: 2\r\n\r\nok");
 }
 
 static void test_http_client_http10_response_opens_new(void **state)
 {
-	(void)state;
-	check_reply_ends_connection("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	check_reply_ends_connection(*state, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
 }
 
 static void test_http_client_trailing_garbage_opens_new(void **state)
 {
-	(void)state;
 	/* The extra bytes look like the start of a next response, which no
 	 * request asked for. */
-	check_reply_ends_connection("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-				    "HTTP/1.1 200 OK\r\n");
+	check_reply_ends_connection(*state, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+					    "HTTP/1.1 200 OK\r\n");
 }
 
 static void test_http_client_body_until_close_ok(void **state)
 {
+	static const char text[] = "the body ends with the connection";
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
 				    "the body ends with the connection";
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(NULL);
-	struct mock *m;
 
-	(void)state;
 	o.script = script_serve;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
 	o.close_after = true;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	request(f, m->address, true, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_non_null(f->body);
-	assert_int_equal(f->body_len, strlen("the body ends with the connection"));
-	assert_memory_equal(f->body, "the body ends with the connection", f->body_len);
-	assert_int_equal(atomic_load(&m->accepted), 2);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	request(e->f, e->m->address, true, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_non_null(e->f->body);
+	assert_int_equal(e->f->body_len, sizeof(text) - 1);
+	assert_memory_equal(e->f->body, text, sizeof(text) - 1);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
 }
 
 static void test_http_client_interim_100_skipped(void **state)
 {
 	static const char reply[] = "HTTP/1.1 100 Continue\r\n\r\n"
 				    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-	struct mock *m = mock_serving(reply, sizeof(reply) - 1);
-	struct fixture *f = fixture_new(NULL);
+	struct env *e = *state;
 
-	(void)state;
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_int_equal(atomic_load(&m->accepted), 1);
+	e->m = mock_serving(reply, sizeof(reply) - 1);
+	e->f = fixture_new(NULL);
 
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
 }
 
 /* ---- invalid responses ---- */
 
-/* Sends two requests to a mock answering reply: each fails as an invalid
- * response naming cause, and the second comes on a new connection, because
- * a connection whose response was misread is not reused. */
-static void check_invalid_reply(const char *reply, size_t reply_len, const char *cause)
+/* Sends two requests to a mock that responds with reply. Each fails as an
+ * invalid response naming cause, and the second goes out on a new
+ * connection, because a connection whose response was misread is not
+ * reused. */
+static void check_invalid_reply(struct env *e, const char *reply, size_t reply_len,
+				const char *cause)
 {
-	struct mock *m = mock_serving(reply, reply_len);
-	struct fixture *f = fixture_new(NULL);
+	e->m = mock_serving(reply, reply_len);
+	e->f = fixture_new(NULL);
 
 	for (int i = 0; i < 2; i++) {
-		request(f, m->address, false, TIMEOUT_MS);
-		expect_result(f, CMICRO_EPROTO, 0);
-		TK_CONTAINS(f->result.message, "invalid HTTP response");
-		TK_CONTAINS(f->result.message, cause);
-		TK_CONTAINS(f->result.message, m->address);
+		request(e->f, e->m->address, false, TIMEOUT_MS);
+		expect_result(e->f, CMICRO_EPROTO, 0);
+		TK_CONTAINS(e->f->result.message, "invalid HTTP response");
+		TK_CONTAINS(e->f->result.message, cause);
+		TK_CONTAINS(e->f->result.message, e->m->address);
 	}
-	assert_int_equal(atomic_load(&m->accepted), 2);
-
-	fixture_free(f);
-	mock_stop(m);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
 }
 
 static void test_http_client_garbage_status_line_eproto(void **state)
 {
 	static const char reply[] = "hello\r\n\r\n";
 
-	(void)state;
-	check_invalid_reply(reply, sizeof(reply) - 1, "status line");
+	check_invalid_reply(*state, reply, sizeof(reply) - 1, "status line");
 }
 
 static void test_http_client_conflicting_lengths_eproto(void **state)
@@ -832,16 +861,14 @@ static void test_http_client_conflicting_lengths_eproto(void **state)
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
 				    "Content-Length: 3\r\n\r\nok";
 
-	(void)state;
-	check_invalid_reply(reply, sizeof(reply) - 1, "two Content-Length fields disagree");
+	check_invalid_reply(*state, reply, sizeof(reply) - 1, "two Content-Length fields disagree");
 }
 
 static void test_http_client_gzip_coding_eproto(void **state)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok";
 
-	(void)state;
-	check_invalid_reply(reply, sizeof(reply) - 1, "Transfer-Encoding");
+	check_invalid_reply(*state, reply, sizeof(reply) - 1, "Transfer-Encoding");
 }
 
 static void test_http_client_folded_header_eproto(void **state)
@@ -849,24 +876,23 @@ static void test_http_client_folded_header_eproto(void **state)
 	static const char reply[] = "HTTP/1.1 200 OK\r\nX-Note: one\r\n two\r\n"
 				    "Content-Length: 0\r\n\r\n";
 
-	(void)state;
-	check_invalid_reply(reply, sizeof(reply) - 1, "folded");
+	check_invalid_reply(*state, reply, sizeof(reply) - 1, "folded");
 }
 
 static void test_http_client_endless_head_eproto(void **state)
 {
 	static const char line[] = "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
-	size_t line_len = sizeof(line) - 1, len = 0;
-	char *reply = malloc(32 + 400 * line_len);
+	const size_t line_len = sizeof(line) - 1;
+	struct env *e = *state;
+	size_t len;
 
-	(void)state;
-	assert_non_null(reply);
-	len = (size_t)snprintf(reply, 32, "HTTP/1.1 200 OK\r\n");
+	e->buf = malloc(32 + 400 * line_len);
+	assert_non_null(e->buf);
+	len = (size_t)snprintf(e->buf, 32, "HTTP/1.1 200 OK\r\n");
 	for (int i = 0; i < 400; i++, len += line_len)
-		memcpy(reply + len, line, line_len);
-	assert_true(len > 16384);
-	check_invalid_reply(reply, len, "longer than 16384 bytes");
-	free(reply);
+		memcpy(e->buf + len, line, line_len);
+	assert_true(len > CMI_HTTP_RESP_HEAD_MAX);
+	check_invalid_reply(e, e->buf, len, "longer than 16384 bytes");
 }
 
 static void test_http_client_bad_chunk_size_eproto(void **state)
@@ -874,91 +900,74 @@ static void test_http_client_bad_chunk_size_eproto(void **state)
 	static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 				    "zz\r\nok\r\n0\r\n\r\n";
 
-	(void)state;
-	check_invalid_reply(reply, sizeof(reply) - 1, "chunk size is not a hex number");
+	check_invalid_reply(*state, reply, sizeof(reply) - 1, "chunk size is not a hex number");
 }
 
 /* ---- connections that end or stall ---- */
 
 static void test_http_client_close_without_response_econnect(void **state)
 {
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(NULL);
-	struct mock *m;
 
-	(void)state;
 	o.script = script_close_after_request;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, CMICRO_ECONNECT, 0);
-	TK_CONTAINS(f->result.message, "closed before a response");
-	assert_int_equal(atomic_load(&m->requests), 1);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, CMICRO_ECONNECT, 0);
+	TK_CONTAINS(e->f->result.message, "closed before a response");
+	assert_int_equal(atomic_load(&e->m->requests), 1);
 }
 
 static void test_http_client_close_mid_body_eproto(void **state)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial";
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(NULL);
-	struct mock *m;
 
-	(void)state;
 	o.script = script_serve;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
 	o.close_after = true;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, CMICRO_EPROTO, 0);
-	TK_CONTAINS(f->result.message, "in the middle of the response");
-	TK_CONTAINS(f->result.message, m->address);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, CMICRO_EPROTO, 0);
+	TK_CONTAINS(e->f->result.message, "in the middle of the response");
+	TK_CONTAINS(e->f->result.message, e->m->address);
 }
 
 static void test_http_client_silent_server_times_out(void **state)
 {
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(NULL);
-	struct mock *m;
 
-	(void)state;
 	o.script = script_silent;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
 
-	request(f, m->address, false, 300);
-	expect_result(f, CMICRO_ETIMEDOUT, 0);
-	TK_CONTAINS(f->result.message, "no response within the delivery timeout");
-	assert_int_equal(atomic_load(&m->requests), 1);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, 300);
+	expect_result(e->f, CMICRO_ETIMEDOUT, 0);
+	TK_CONTAINS(e->f->result.message, "no response within the delivery timeout");
+	assert_int_equal(atomic_load(&e->m->requests), 1);
 }
 
 static void test_http_client_stalled_handshake_times_out(void **state)
 {
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(client_tls(test_ca, NULL));
-	struct mock *m;
 
-	(void)state;
 	o.script = script_ignore;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(client_tls(test_ca, NULL));
 
-	request(f, m->address, false, 300);
-	expect_result(f, CMICRO_ETIMEDOUT, 0);
-	TK_CONTAINS(f->result.message, "did not complete the connection");
-	TK_CONTAINS(f->result.message, m->address);
-	assert_int_equal(atomic_load(&m->accepted), 1);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, 300);
+	expect_result(e->f, CMICRO_ETIMEDOUT, 0);
+	TK_CONTAINS(e->f->result.message, "did not complete the connection");
+	TK_CONTAINS(e->f->result.message, e->m->address);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
 }
 
 static struct mock *mock_idle_closing(void)
@@ -974,50 +983,46 @@ static struct mock *mock_idle_closing(void)
 
 static void test_http_client_idle_close_seen_opens_new(void **state)
 {
-	struct mock *m = mock_idle_closing();
-	struct fixture *f = fixture_new(NULL);
+	struct env *e = *state;
 
-	(void)state;
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	atomic_store(&m->release, true);
-	assert_true(wait_count(&m->closed, 1));
+	e->m = mock_idle_closing();
+	e->f = fixture_new(NULL);
+
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	atomic_store(&e->m->release, true);
+	assert_true(wait_count(&e->m->closed, 1));
 	/* The client's loop runs while the server closes, as it does in a
 	 * broker, so the client sees the end of the idle connection. */
-	assert_true(run_until_no_conns(f));
+	assert_true(run_until_no_conns(e->f));
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_int_equal(atomic_load(&m->accepted), 2);
-
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
 }
 
 static void test_http_client_stale_idle_connection_retried(void **state)
 {
-	struct mock *m = mock_idle_closing();
-	struct fixture *f = fixture_new(NULL);
+	struct env *e = *state;
 
-	(void)state;
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	atomic_store(&m->release, true);
-	assert_true(wait_count(&m->closed, 1));
+	e->m = mock_idle_closing();
+	e->f = fixture_new(NULL);
+
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	atomic_store(&e->m->release, true);
+	assert_true(wait_count(&e->m->closed, 1));
 
 	/* The request goes out before the loop has read the end of the idle
 	 * connection. The server closed it before any byte of this request,
 	 * so the request can be sent again on a new connection. */
-	request(f, m->address, false, TIMEOUT_MS);
-	if (f->result.err != 0)
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	if (e->f->result.err != 0)
 		fail_msg("a request on a kept-alive connection that the server had already closed "
 			 "failed instead of going out on a new connection: %s: %s",
-			 cmicro_err_name(f->result.err), f->result.message);
-	expect_result(f, 0, 200);
-	assert_int_equal(atomic_load(&m->accepted), 2);
-
-	fixture_free(f);
-	mock_stop(m);
+			 cmicro_err_name(e->f->result.err), e->f->result.message);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
 }
 
 static void test_http_client_early_413_reported(void **state)
@@ -1025,31 +1030,26 @@ static void test_http_client_early_413_reported(void **state)
 	static const char reply[] = "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
 				    "Content-Length: 0\r\n\r\n";
 	const size_t body_len = 1024 * 1024;
-	char *body = malloc(body_len);
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(NULL);
-	struct mock *m;
 
-	(void)state;
-	assert_non_null(body);
-	memset(body, 'x', body_len);
+	e->buf = malloc(body_len);
+	assert_non_null(e->buf);
+	memset(e->buf, 'x', body_len);
 	o.script = script_early_reply;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
-	/* A small receive buffer keeps most of the body in the client when
-	 * the response arrives. */
+	/* A small receive buffer at the mock slows the client's writing, so the
+	 * response can arrive before the whole body is sent. */
 	o.rcvbuf = 4096;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
 
-	request_start(f, m->address, false, body, body_len, TIMEOUT_MS);
-	run_until(f, 1);
-	expect_result(f, 0, 413);
-	TK_CONTAINS(f->result.message, "HTTP 413");
-	assert_int_equal(atomic_load(&m->requests), 1);
-
-	fixture_free(f);
-	mock_stop(m);
-	free(body);
+	request_start(e->f, e->m->address, false, e->buf, body_len, TIMEOUT_MS);
+	run_until(e->f, 1);
+	expect_result(e->f, 0, 413);
+	TK_CONTAINS(e->f->result.message, "HTTP 413");
+	assert_int_equal(atomic_load(&e->m->requests), 1);
 }
 
 /* ---- GET bodies ---- */
@@ -1057,57 +1057,49 @@ static void test_http_client_early_413_reported(void **state)
 static void test_http_client_get_body_kept(void **state)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world";
-	struct mock *m = mock_serving(reply, sizeof(reply) - 1);
-	struct fixture *f = fixture_new(NULL);
+	struct env *e = *state;
 
-	(void)state;
-	request(f, m->address, true, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_non_null(f->body);
-	assert_int_equal(f->body_len, 11);
-	assert_memory_equal(f->body, "hello world", 11);
-	assert_int_equal(atomic_load(&m->gets), 1);
+	e->m = mock_serving(reply, sizeof(reply) - 1);
+	e->f = fixture_new(NULL);
 
-	fixture_free(f);
-	mock_stop(m);
+	request(e->f, e->m->address, true, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_non_null(e->f->body);
+	assert_int_equal(e->f->body_len, 11);
+	assert_memory_equal(e->f->body, "hello world", 11);
+	assert_int_equal(atomic_load(&e->m->get_requests), 1);
 }
 
 static void test_http_client_get_body_at_limit_kept(void **state)
 {
+	struct env *e = *state;
 	size_t len = 0;
-	char *reply = make_reply("HTTP/1.1 200 OK\r\nContent-Length: 4194304", 4194304, &len);
-	struct mock *m = mock_serving(reply, len);
-	struct fixture *f = fixture_new(NULL);
 
-	(void)state;
-	request(f, m->address, true, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_non_null(f->body);
-	assert_int_equal(f->body_len, 4194304);
-	assert_memory_equal(f->body, reply + len - 4194304, 4194304);
+	e->buf = make_reply("HTTP/1.1 200 OK\r\nContent-Length: 4194304", 4194304, &len);
+	e->m = mock_serving(e->buf, len);
+	e->f = fixture_new(NULL);
 
-	fixture_free(f);
-	mock_stop(m);
-	free(reply);
+	request(e->f, e->m->address, true, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_non_null(e->f->body);
+	assert_int_equal(e->f->body_len, CMI_HTTP_GET_BODY_MAX);
+	assert_memory_equal(e->f->body, e->buf + len - 4194304, 4194304);
 }
 
 static void test_http_client_get_body_over_limit_eproto(void **state)
 {
+	struct env *e = *state;
 	size_t len = 0;
-	char *reply = make_reply("HTTP/1.1 200 OK\r\nContent-Length: 4194305", 4194305, &len);
-	struct mock *m = mock_serving(reply, len);
-	struct fixture *f = fixture_new(NULL);
 
-	(void)state;
-	request(f, m->address, true, TIMEOUT_MS);
-	expect_result(f, CMICRO_EPROTO, 0);
-	TK_CONTAINS(f->result.message, "invalid HTTP response");
-	TK_CONTAINS(f->result.message, "body longer than 4194304 bytes");
-	assert_null(f->body);
+	e->buf = make_reply("HTTP/1.1 200 OK\r\nContent-Length: 4194305", 4194305, &len);
+	e->m = mock_serving(e->buf, len);
+	e->f = fixture_new(NULL);
 
-	fixture_free(f);
-	mock_stop(m);
-	free(reply);
+	request(e->f, e->m->address, true, TIMEOUT_MS);
+	expect_result(e->f, CMICRO_EPROTO, 0);
+	TK_CONTAINS(e->f->result.message, "invalid HTTP response");
+	TK_CONTAINS(e->f->result.message, "body longer than 4194304 bytes");
+	assert_null(e->f->body);
 }
 
 /* ---- connection cap ---- */
@@ -1115,152 +1107,141 @@ static void test_http_client_get_body_over_limit_eproto(void **state)
 static void test_http_client_burst_capped_at_64(void **state)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(NULL);
-	struct mock *m;
 
-	(void)state;
 	o.script = script_serve;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
 	o.hold_ms = 200;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
 
 	for (int i = 0; i < 70; i++)
-		request_start(f, m->address, false, "{}", 2, 20000);
-	run_until(f, 70);
-	if (f->ok != 70)
-		fail_msg("%d of 70 requests got 200; first failure: %s", f->ok, f->first_failure);
-	assert_int_equal(atomic_load(&m->requests), 70);
-	assert_true(atomic_load(&m->max_open) <= 64);
-	assert_int_equal(atomic_load(&m->accepted), 64);
-
-	fixture_free(f);
-	mock_stop(m);
+		request_start(e->f, e->m->address, false, "{}", 2, 20000);
+	run_until(e->f, 70);
+	if (e->f->ok != 70)
+		fail_msg("%d of 70 requests got 200; first failure: %s", e->f->ok,
+			 e->f->first_failure);
+	assert_int_equal(atomic_load(&e->m->requests), 70);
+	assert_true(atomic_load(&e->m->max_open) <= CLI_CONNS_PER_NODE);
+	assert_int_equal(atomic_load(&e->m->accepted), CLI_CONNS_PER_NODE);
 }
 
 /* ---- connect and TLS ---- */
 
 static void test_http_client_refused_port_econnect(void **state)
 {
-	struct fixture *f = fixture_new(NULL);
+	struct env *e = *state;
 	char address[32];
 
-	(void)state;
+	e->f = fixture_new(NULL);
 	snprintf(address, sizeof(address), "127.0.0.1:%d", tk_free_port());
-	request(f, address, false, TIMEOUT_MS);
-	expect_result(f, CMICRO_ECONNECT, 0);
-	TK_CONTAINS(f->result.message, "connection refused");
-	TK_CONTAINS(f->result.message, address);
 
-	fixture_free(f);
+	request(e->f, address, false, TIMEOUT_MS);
+	expect_result(e->f, CMICRO_ECONNECT, 0);
+	TK_CONTAINS(e->f->result.message, "connection refused");
+	TK_CONTAINS(e->f->result.message, address);
 }
 
-/* Serves reply over TLS with the given server certificate to a client that
- * trusts ca or ca_file, and checks two requests on one connection. */
-static void check_tls_keepalive(const char *cert_file, const char *key_file,
+/* Serves a chunked reply over TLS with the given server certificate to a
+ * client that trusts ca or ca_file, and checks two requests on one
+ * connection. */
+static void check_tls_keepalive(struct env *e, const char *cert_file, const char *key_file,
 				const struct cmicro_cert *ca, const char *ca_file)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 				    "5\r\nhello\r\n0\r\n\r\n";
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(client_tls(ca, ca_file));
-	struct mock *m;
 
-	o.tls = server_tls(cert_file, key_file);
+	e->server_tls = server_tls(cert_file, key_file);
+	o.tls = e->server_tls;
 	o.script = script_serve;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
-	/* Pieces of 7 bytes become TLS records that split the framing. */
-	o.piece = 7;
-	m = mock_start(&o);
+	/* Writes of 7 bytes become TLS records that split the framing. */
+	o.write_size = 7;
+	e->m = mock_start(&o);
+	e->f = fixture_new(client_tls(ca, ca_file));
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, 0, 200);
-	assert_int_equal(atomic_load(&m->requests), 2);
-	assert_int_equal(atomic_load(&m->accepted), 1);
-
-	fixture_free(f);
-	mock_stop(m);
-	SSL_CTX_free(o.tls);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->requests), 2);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
 }
 
 static void test_http_client_tls_cmicro_cert_reuses_connection(void **state)
 {
-	(void)state;
-	check_tls_keepalive(server_pem, server_key, test_ca, NULL);
+	check_tls_keepalive(*state, server_pem, server_key, test_ca, NULL);
 }
 
 static void test_http_client_tls_openssl_cert_reuses_connection(void **state)
 {
-	(void)state;
-	check_tls_keepalive(foreign_pem, foreign_key, NULL, foreign_ca);
+	check_tls_keepalive(*state, foreign_pem, foreign_key, NULL, foreign_ca);
 }
 
 static void test_http_client_tls_foreign_ca_everify(void **state)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	struct env *e = *state;
 	struct mock_opts o = {0};
-	struct fixture *f = fixture_new(client_tls(test_ca, NULL));
-	struct mock *m;
 
-	(void)state;
-	o.tls = server_tls(foreign_pem, foreign_key);
+	e->server_tls = server_tls(foreign_pem, foreign_key);
+	o.tls = e->server_tls;
 	o.script = script_serve;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
-	m = mock_start(&o);
+	e->m = mock_start(&o);
+	e->f = fixture_new(client_tls(test_ca, NULL));
 
-	request(f, m->address, false, TIMEOUT_MS);
-	expect_result(f, CMICRO_EVERIFY, 0);
-	assert_int_equal(f->result.tls_reason, CMICRO_TLS_REASON_UNKNOWN_AUTHORITY);
-	TK_CONTAINS(f->result.message, "TLS handshake failed");
-	TK_CONTAINS(f->result.message, m->address);
-	assert_int_equal(atomic_load(&m->requests), 0);
-
-	fixture_free(f);
-	mock_stop(m);
-	SSL_CTX_free(o.tls);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, CMICRO_EVERIFY, 0);
+	assert_int_equal(e->f->result.tls_reason, CMICRO_TLS_REASON_UNKNOWN_AUTHORITY);
+	TK_CONTAINS(e->f->result.message, "TLS handshake failed");
+	TK_CONTAINS(e->f->result.message, e->m->address);
+	assert_int_equal(atomic_load(&e->m->requests), 0);
 }
+
+#define HC_TEST(name) cmocka_unit_test_setup_teardown(name, env_setup, env_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_http_client_byte_split_response_reuses_connection),
-		cmocka_unit_test(test_http_client_chunked_trailer_reuses_connection),
-		cmocka_unit_test(test_http_client_connection_close_opens_new),
-		cmocka_unit_test(test_http_client_http10_response_opens_new),
-		cmocka_unit_test(test_http_client_trailing_garbage_opens_new),
-		cmocka_unit_test(test_http_client_body_until_close_ok),
-		cmocka_unit_test(test_http_client_interim_100_skipped),
-		cmocka_unit_test(test_http_client_garbage_status_line_eproto),
-		cmocka_unit_test(test_http_client_conflicting_lengths_eproto),
-		cmocka_unit_test(test_http_client_gzip_coding_eproto),
-		cmocka_unit_test(test_http_client_folded_header_eproto),
-		cmocka_unit_test(test_http_client_endless_head_eproto),
-		cmocka_unit_test(test_http_client_bad_chunk_size_eproto),
-		cmocka_unit_test(test_http_client_close_without_response_econnect),
-		cmocka_unit_test(test_http_client_close_mid_body_eproto),
-		cmocka_unit_test(test_http_client_silent_server_times_out),
-		cmocka_unit_test(test_http_client_stalled_handshake_times_out),
-		cmocka_unit_test(test_http_client_idle_close_seen_opens_new),
-		cmocka_unit_test(test_http_client_stale_idle_connection_retried),
-		cmocka_unit_test(test_http_client_early_413_reported),
-		cmocka_unit_test(test_http_client_get_body_kept),
-		cmocka_unit_test(test_http_client_get_body_at_limit_kept),
-		cmocka_unit_test(test_http_client_get_body_over_limit_eproto),
-		cmocka_unit_test(test_http_client_burst_capped_at_64),
-		cmocka_unit_test(test_http_client_refused_port_econnect),
-		cmocka_unit_test(test_http_client_tls_cmicro_cert_reuses_connection),
-		cmocka_unit_test(test_http_client_tls_openssl_cert_reuses_connection),
-		cmocka_unit_test(test_http_client_tls_foreign_ca_everify),
+		HC_TEST(test_http_client_byte_split_response_reuses_connection),
+		HC_TEST(test_http_client_chunked_trailer_reuses_connection),
+		HC_TEST(test_http_client_connection_close_opens_new),
+		HC_TEST(test_http_client_http10_response_opens_new),
+		HC_TEST(test_http_client_trailing_garbage_opens_new),
+		HC_TEST(test_http_client_body_until_close_ok),
+		HC_TEST(test_http_client_interim_100_skipped),
+		HC_TEST(test_http_client_garbage_status_line_eproto),
+		HC_TEST(test_http_client_conflicting_lengths_eproto),
+		HC_TEST(test_http_client_gzip_coding_eproto),
+		HC_TEST(test_http_client_folded_header_eproto),
+		HC_TEST(test_http_client_endless_head_eproto),
+		HC_TEST(test_http_client_bad_chunk_size_eproto),
+		HC_TEST(test_http_client_close_without_response_econnect),
+		HC_TEST(test_http_client_close_mid_body_eproto),
+		HC_TEST(test_http_client_silent_server_times_out),
+		HC_TEST(test_http_client_stalled_handshake_times_out),
+		HC_TEST(test_http_client_idle_close_seen_opens_new),
+		HC_TEST(test_http_client_stale_idle_connection_retried),
+		HC_TEST(test_http_client_early_413_reported),
+		HC_TEST(test_http_client_get_body_kept),
+		HC_TEST(test_http_client_get_body_at_limit_kept),
+		HC_TEST(test_http_client_get_body_over_limit_eproto),
+		HC_TEST(test_http_client_burst_capped_at_64),
+		HC_TEST(test_http_client_refused_port_econnect),
+		HC_TEST(test_http_client_tls_cmicro_cert_reuses_connection),
+		HC_TEST(test_http_client_tls_openssl_cert_reuses_connection),
+		HC_TEST(test_http_client_tls_foreign_ca_everify),
 	};
 
 	/* The broker runs the client on threads with SIGPIPE blocked, so a
-	 * write to a closed peer fails with EPIPE; the test thread and the mock
-	 * threads get the same. */
+	 * write to a closed peer fails with EPIPE. The test thread and the mock
+	 * threads get the same behaviour. */
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
