@@ -236,11 +236,22 @@ static void cli_dispatch(struct cmi_http_client *client, const char *key)
 	struct cli_call *call = client->pend_head;
 	struct cli_conn *conn = NULL;
 
+	int rc;
+
 	while (call != NULL && strcmp(call->key, key) != 0)
 		call = call->pnext;
-	if (call == NULL || cli_conn_for(client, call, &conn) != 0 || conn == NULL)
+	if (call == NULL)
+		return;
+	rc = cli_conn_for(client, call, &conn);
+	if (rc == 0 && conn == NULL)
 		return;
 	cli_unqueue(call);
+	if (rc != 0) {
+		/* The cause, not a timeout blaming the cap later. */
+		cli_fail(call, rc, "%s", cmicro_last_errmsg());
+		cli_call_finish(call);
+		return;
+	}
 	cli_start(call, conn);
 }
 
@@ -260,11 +271,12 @@ void cli_call_resend(struct cli_call *call)
 {
 	struct cli_conn *conn = NULL;
 
+	int rc;
+
 	call->resent = true;
-	if (cli_conn_for(call->client, call, &conn) != 0) {
-		call->result.err = CMICRO_ECONNECT;
-		cmi_fmt(call->result.message, sizeof(call->result.message), "%s",
-			cmicro_last_errmsg());
+	rc = cli_conn_for(call->client, call, &conn);
+	if (rc != 0) {
+		cli_fail(call, rc, "%s", cmicro_last_errmsg());
 		cli_call_finish(call);
 		return;
 	}

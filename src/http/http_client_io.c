@@ -20,6 +20,7 @@
 #include "http/http_client_int.h"
 
 static void cli_io(evutil_socket_t fd, short what, void *arg);
+static void cli_read(struct cli_conn *conn);
 
 /* ---- failures ---- */
 
@@ -91,6 +92,13 @@ static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
 		return;
 	f->err = CMICRO_ECONNECT;
 	f->tls_reason = CMICRO_TLS_REASON_NONE;
+	if (conn->call != NULL && conn->call->resent) {
+		cmi_fmt(f->message, sizeof(f->message),
+			"%s closed a kept-alive connection and then a new one before a response; "
+			"the node is restarting or stopping",
+			conn->address);
+		return;
+	}
 	if (conn->responses > 0) {
 		cmi_fmt(f->message, sizeof(f->message),
 			"%s closed a kept-alive connection before a response; the node restarted, "
@@ -99,7 +107,8 @@ static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
 		return;
 	}
 	cmi_fmt(f->message, sizeof(f->message),
-		"the connection closed before a response; check that the node serves %s",
+		"the connection to %s closed before a response; check that the node serves %s",
+		conn->address,
 		conn->ssl ? "HTTPS (its metadata says secure=true)"
 			  : "plain HTTP (its metadata says secure=false)");
 }
@@ -122,9 +131,11 @@ static void cli_conn_fail(struct cli_conn *conn, const struct cmi_http_result *f
 /*
  * A server may close a kept-alive connection while it is idle, and a
  * request written before that close was read finds it closed. When not a
- * byte of a response came back, the server never took the request, so it
- * goes once more on a new connection, as Go's HTTP client does. Returns
- * true when the call was handed back for that.
+ * byte of a response came back, the request goes once more on a new
+ * connection, as Go's HTTP client does for a connection closed while idle.
+ * A server that read the request and then closed without a response gets
+ * it twice, with the same Micro-Id, which delivery at least once allows.
+ * Returns true when the call was handed back for that.
  */
 static bool cli_resend_stale(struct cli_conn *conn, int saved_errno)
 {
@@ -150,10 +161,13 @@ static void cli_write_failed(struct cli_conn *conn, int saved_errno)
 {
 	struct cmi_http_result f = {0};
 
-	if (conn->ssl != NULL && ERR_peek_error() == 0) {
-		char byte;
-
-		(void)SSL_read(conn->ssl, &byte, 1);
+	/* What the peer sent first may be a whole response (a server that
+	 * refused the rest of a large body) or its end, which reading
+	 * completes, fails or resends itself. */
+	if (ERR_peek_error() == 0) {
+		cli_read(conn);
+		if (conn->state == CLI_DEAD || conn->call == NULL)
+			return;
 	}
 	if (cli_resend_stale(conn, saved_errno))
 		return;
@@ -525,6 +539,13 @@ static int cli_new_ssl(struct cmi_http_client *client, struct cli_conn *conn, co
 	if (rc != 0)
 		return rc;
 	SSL_set_connect_state(conn->ssl);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* OpenSSL 3 reports a close without close_notify (a node that was
+	 * killed) as an SSL error, which would read as a failed handshake.
+	 * HTTP frames its own messages, so such a close is an end of the
+	 * connection like any other. */
+	SSL_set_options(conn->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
 	SSL_set_mode(conn->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_set_read_ahead(conn->ssl, 1);
 	return 0;
