@@ -145,13 +145,14 @@ struct cmicro_broker_opts {
 	/* Run handlers on the I/O thread as their requests arrive, instead of
 	 * on handler threads; also MICRO_BROKER_INLINE_HANDLERS=true. A
 	 * message then costs no switch between threads, which cut a
-	 * subscriber's CPU per message by about a fifth in bench/run.sh. But a
-	 * handler that blocks stalls every delivery and publish of the broker,
-	 * so use it for handlers that return quickly. An inline handler may
-	 * publish and unsubscribe, and must not call cmicro_publication_wait,
-	 * cmicro_broker_flush, cmicro_broker_disconnect or cmicro_broker_free,
-	 * which wait for the I/O thread. handler_threads and handler_queue_max
-	 * are then unused. */
+	 * subscriber's CPU per message by about a third (docs/benchmarks.md,
+	 * 64 B messages, 8 in flight). But a handler that blocks stalls every
+	 * delivery and publish of the broker, so use it for handlers that
+	 * return quickly. An inline handler may publish and unsubscribe (which
+	 * waits for the registry on the I/O thread). It must not call
+	 * cmicro_publication_wait, cmicro_broker_flush,
+	 * cmicro_broker_disconnect or cmicro_broker_free, which wait for the
+	 * I/O thread. handler_threads and handler_queue_max are then unused. */
 	bool inline_handlers;
 	/* Undelivered messages kept per topic for retry; default 64, and at
 	 * least 64 when set. The oldest is dropped (and counted) past it. */
