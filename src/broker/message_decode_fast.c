@@ -48,24 +48,13 @@ static bool fast_eat_text(struct fast_cursor *c, const char *text, size_t len)
 	return true;
 }
 
-static int fast_hex(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Returns the code point of the four hex digits at p, or -1. */
 static long fast_hex4(const unsigned char *p)
 {
 	long v = 0;
 
 	for (int i = 0; i < 4; i++) {
-		int d = fast_hex(p[i]);
+		int d = cmi_hex_digit(p[i]);
 
 		if (d < 0)
 			return -1;

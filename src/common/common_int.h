@@ -16,6 +16,18 @@
 #define CMI_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define CMI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Returns the value of the hex digit c (either case), or -1. */
+static inline int cmi_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Maximum length of a detailed error message, including the NUL. */
 #define CMI_ERRMSG_MAX 1024
 

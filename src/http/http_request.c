@@ -298,17 +298,6 @@ bool cmi_http_request_is_post(const struct cmi_http_request *req)
 	return evhttp_request_get_command(req->evreq) == EVHTTP_REQ_POST;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes n bytes of a query value into out as evhttp_parse_query_str does:
  * "+" is a space, "%XX" a byte, and a "%" without two hex digits stays. */
 static void query_decode(const char *value, size_t n, char *out)
@@ -320,8 +309,9 @@ static void query_decode(const char *value, size_t n, char *out)
 
 		if (value[i] == '+') {
 			out[j++] = ' ';
-		} else if (value[i] == '%' && i + 2 < n && (hi = hex_digit(value[i + 1])) >= 0 &&
-			   (lo = hex_digit(value[i + 2])) >= 0) {
+		} else if (value[i] == '%' && i + 2 < n &&
+			   (hi = cmi_hex_digit(value[i + 1])) >= 0 &&
+			   (lo = cmi_hex_digit(value[i + 2])) >= 0) {
 			out[j++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/common_int.h"
 #include "http/http_response.h"
 
 static void resp_fail(struct cmi_http_resp *r, const char *what)
@@ -338,16 +339,9 @@ static void resp_chunk_size(struct cmi_http_resp *r, const char *line, size_t le
 	size_t i = 0;
 
 	for (; i < len; i++) {
-		char c = line[i];
-		int d;
+		int d = cmi_hex_digit((unsigned char)line[i]);
 
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
+		if (d < 0)
 			break;
 		if (i >= 15) {
 			resp_fail(r, "a chunk size has more than 15 hex digits");

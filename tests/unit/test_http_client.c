@@ -3,9 +3,13 @@
  * thread on 127.0.0.1 that accepts connections, runs one thread per
  * connection and responds with chosen bytes. It speaks plain TCP, or TLS
  * through OpenSSL alone with certificates made at test time by cmicro and
- * by the openssl CLI. The client runs on an event_base in the test thread. Every wait is bounded:
- * the loop by a guard timer, the mock's reads and writes by poll and socket
- * timeouts, and its threads by a timed join.
+ * by the openssl CLI. The client runs on an event_base in the test thread.
+ * Every wait is bounded: the loop by a guard timer, the mock's reads and
+ * writes by poll and socket timeouts, and its threads by a timed join. The
+ * later tests cover connections that end: a request that meets a
+ * kept-alive connection the server had already ended and the resend that
+ * follows, the per-node cap once connections time out, and large requests
+ * written in parts over TLS.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -71,7 +75,8 @@ struct mock {
 	struct mock_conn *conns[MOCK_MAX_CONNS];
 	int n_conns;
 	atomic_bool stop;
-	atomic_bool release; /* set by the test: script_idle_close may close */
+	atomic_bool release; /* set by the test: the first connection may end */
+	atomic_int half_closed; /* first connections that ended their sending side */
 	atomic_int accepted, open, max_open, closed;
 	atomic_int requests, get_requests;
 	atomic_int faults; /* failures of the mock itself, never of the client */
@@ -1204,6 +1209,281 @@ static void test_http_client_tls_foreign_ca_everify(void **state)
 	assert_int_equal(atomic_load(&e->m->requests), 0);
 }
 
+/* ---- scripts of the connection-end tests ---- */
+
+static const char ok_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/* Waits until the test sets release. Returns false at stop or after MOCK_IO_MS. */
+static bool mock_wait_release(struct mock *m)
+{
+	for (int waited = 0; waited < MOCK_IO_MS; waited++) {
+		if (atomic_load(&m->release))
+			return true;
+		if (atomic_load(&m->stop))
+			return false;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* On the first connection, responds to one request and, once released,
+ * ends its sending side with a bare TCP FIN (no TLS close_notify), as the
+ * kernel does for a server process that was killed. It keeps reading, so
+ * the next request is taken without a reset. Later connections are served. */
+static void script_fin_after_first(struct mock *m, struct mock_conn *c)
+{
+	if (c->index > 0) {
+		script_serve(m, c);
+		return;
+	}
+	if (mock_read_request(c, false) != 0 || mock_send_reply(m, c) != 0 ||
+	    !mock_wait_release(m))
+		return;
+	(void)shutdown(c->fd, SHUT_WR);
+	atomic_fetch_add(&m->half_closed, 1);
+	mock_drain(c);
+}
+
+/* As script_fin_after_first, but the TLS connection ends with a
+ * close_notify alert before the FIN, as an orderly TLS server does. */
+static void script_notify_after_first(struct mock *m, struct mock_conn *c)
+{
+	if (c->index > 0) {
+		script_serve(m, c);
+		return;
+	}
+	if (mock_read_request(c, false) != 0 || mock_send_reply(m, c) != 0 ||
+	    !mock_wait_release(m))
+		return;
+	(void)SSL_shutdown(c->ssl);
+	(void)shutdown(c->fd, SHUT_WR);
+	atomic_fetch_add(&m->half_closed, 1);
+	mock_drain(c);
+}
+
+/* The first connection responds to one request, then reads the next and
+ * closes without a response. Every later connection reads one request and
+ * closes without a response. */
+static void script_drop_second(struct mock *m, struct mock_conn *c)
+{
+	if (c->index == 0 && (mock_read_request(c, false) != 0 || mock_send_reply(m, c) != 0))
+		return;
+	(void)mock_read_request(c, false);
+}
+
+/* The first CLI_CONNS_PER_NODE connections never respond; later ones are served. */
+static void script_silent_then_serve(struct mock *m, struct mock_conn *c)
+{
+	if (c->index < CLI_CONNS_PER_NODE)
+		script_silent(m, c);
+	else
+		script_serve(m, c);
+}
+
+/* Reads one request, then ends the connection with a bare TCP FIN (no TLS
+ * close_notify) and no response. */
+static void script_fin_after_request(struct mock *m, struct mock_conn *c)
+{
+	(void)m;
+	if (mock_read_request(c, false) != 0)
+		return;
+	(void)shutdown(c->fd, SHUT_WR);
+	mock_drain(c);
+}
+
+/* The first connection never responds; later ones are served. */
+static void script_first_silent(struct mock *m, struct mock_conn *c)
+{
+	if (c->index == 0)
+		script_silent(m, c);
+	else
+		script_serve(m, c);
+}
+
+/* Counts every connection the client still holds, dead ones included. */
+static int client_all_conns(const struct cmi_http_client *cli)
+{
+	int n = 0;
+
+	for (const struct cli_conn *c = cli->conns; c != NULL; c = c->next)
+		n++;
+	return n;
+}
+
+/* ---- a kept-alive connection the server had ended ---- */
+
+/* Serves one request on a kept-alive connection, lets the mock end its
+ * sending side, and sends a second request before the client's loop has
+ * read that end. The second request must go out again on a new connection. */
+static void check_stale_half_closed(struct env *e, mock_script_fn script, bool tls)
+{
+	struct mock_opts o = {0};
+
+	if (tls) {
+		e->server_tls = server_tls(server_pem, server_key);
+		o.tls = e->server_tls;
+	}
+	o.script = script;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(tls ? client_tls(test_ca, NULL) : NULL);
+
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	atomic_store(&e->m->release, true);
+	assert_true(wait_count(&e->m->half_closed, 1));
+	/* The FIN reaches the client's socket before its loop runs again. */
+	usleep(50 * 1000);
+
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	if (e->f->result.err != 0)
+		fail_msg("a request on a kept-alive connection that the server had ended was not "
+			 "sent again: %s: %s",
+			 cmicro_err_name(e->f->result.err), e->f->result.message);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
+}
+
+static void test_http_client_plain_stale_fin_resent(void **state)
+{
+	check_stale_half_closed(*state, script_fin_after_first, false);
+}
+
+static void test_http_client_tls_stale_close_notify_resent(void **state)
+{
+	check_stale_half_closed(*state, script_notify_after_first, true);
+}
+
+/* OpenSSL 3 reports a TCP FIN without close_notify as an error on the
+ * queue (unexpected eof while reading), not as SSL_ERROR_SYSCALL. */
+static void test_http_client_tls_stale_fin_without_notify_resent(void **state)
+{
+	check_stale_half_closed(*state, script_fin_after_first, true);
+}
+
+/* A TLS node that ends a new connection without a response, as a killed
+ * process does, fails the request as a closed connection, not as a failed
+ * handshake: the handshake had completed. */
+static void test_http_client_tls_fin_without_response_econnect(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	e->server_tls = server_tls(server_pem, server_key);
+	o.tls = e->server_tls;
+	o.script = script_fin_after_request;
+	e->m = mock_start(&o);
+	e->f = fixture_new(client_tls(test_ca, NULL));
+
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, CMICRO_ECONNECT, 0);
+	TK_CONTAINS(e->f->result.message, "closed before a response");
+	assert_int_equal(atomic_load(&e->m->requests), 1);
+}
+
+/* A second close without a response is not followed by a third send, and
+ * the failure names the node. */
+static void test_http_client_stale_resent_once_only(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_drop_second;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, CMICRO_ECONNECT, 0);
+	assert_int_equal(atomic_load(&e->m->requests), 3);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
+	TK_CONTAINS(e->f->result.message, "closed");
+	TK_CONTAINS(e->f->result.message, e->m->address);
+}
+
+/* ---- deadlines and the per-node cap ---- */
+
+/* A connection whose request timed out is closed and freed, and the next
+ * request opens a new one instead of reading the late response. */
+static void test_http_client_timeout_frees_connection(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_first_silent;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	request(e->f, e->m->address, false, 300);
+	expect_result(e->f, CMICRO_ETIMEDOUT, 0);
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
+	assert_int_equal(client_live_conns(e->f->cli), 1);
+	assert_int_equal(client_all_conns(e->f->cli), 1);
+}
+
+/* A request queued behind a node's full cap of silent connections starts
+ * once their deadlines free the slots. */
+static void test_http_client_cap_freed_by_timeouts(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_silent_then_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	for (int i = 0; i < CLI_CONNS_PER_NODE; i++)
+		request_start(e->f, e->m->address, false, "{}", 2, 300);
+	request_start(e->f, e->m->address, false, "{}", 2, TIMEOUT_MS);
+	run_until(e->f, CLI_CONNS_PER_NODE + 1);
+	if (e->f->ok != 1)
+		fail_msg("%d requests got 200, expected the queued one; first failure: %s",
+			 e->f->ok, e->f->first_failure);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), CLI_CONNS_PER_NODE + 1);
+}
+
+/* ---- large requests over TLS ---- */
+
+/* A 1 MiB body to a server with a small receive buffer leaves in many
+ * partial SSL_write calls, and the connection carries a second request. */
+static void test_http_client_tls_large_body_partial_writes(void **state)
+{
+	enum { BODY = 1024 * 1024 };
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	e->server_tls = server_tls(server_pem, server_key);
+	o.tls = e->server_tls;
+	o.script = script_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	o.rcvbuf = 4096;
+	e->m = mock_start(&o);
+	e->f = fixture_new(client_tls(test_ca, NULL));
+	e->buf = malloc(BODY);
+	assert_non_null(e->buf);
+	memset(e->buf, 'x', BODY);
+
+	for (int i = 0; i < 2; i++) {
+		request_start(e->f, e->m->address, false, e->buf, BODY, 20000);
+		run_until(e->f, i + 1);
+		expect_result(e->f, 0, 200);
+	}
+	assert_int_equal(atomic_load(&e->m->requests), 2);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
+}
+
 #define HC_TEST(name) cmocka_unit_test_setup_teardown(name, env_setup, env_teardown)
 
 int main(void)
@@ -1237,6 +1517,14 @@ int main(void)
 		HC_TEST(test_http_client_tls_cmicro_cert_reuses_connection),
 		HC_TEST(test_http_client_tls_openssl_cert_reuses_connection),
 		HC_TEST(test_http_client_tls_foreign_ca_everify),
+		HC_TEST(test_http_client_plain_stale_fin_resent),
+		HC_TEST(test_http_client_tls_stale_close_notify_resent),
+		HC_TEST(test_http_client_tls_stale_fin_without_notify_resent),
+		HC_TEST(test_http_client_tls_fin_without_response_econnect),
+		HC_TEST(test_http_client_stale_resent_once_only),
+		HC_TEST(test_http_client_timeout_frees_connection),
+		HC_TEST(test_http_client_cap_freed_by_timeouts),
+		HC_TEST(test_http_client_tls_large_body_partial_writes),
 	};
 
 	/* The broker runs the client on threads with SIGPIPE blocked, so a
