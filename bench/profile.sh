@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--inflight) inflight=${2:-}; shift 2 || true ;;
 	--out) out=${2:-}; shift 2 || true ;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -145,21 +145,28 @@ profile_pair sub "valgrind --tool=callgrind --callgrind-out-file=$work/sub.callg
 echo "profile: both under strace -c -f" >&2
 profile_pair strace "strace -c -f -o $work/sub.strace" "strace -c -f -o $work/pub.strace"
 
+mode=""
+case "${MICRO_BROKER_INLINE_HANDLERS:-}" in
+true | TRUE | True | 1 | yes | on) mode=", inline handlers" ;;
+esac
 for role in pub sub; do
 	callgrind_annotate --inclusive=yes "$work/$role.callgrind" >"$work/$role.inclusive.txt" \
 		2>/dev/null
 	callgrind_annotate "$work/$role.callgrind" >"$work/$role.self.txt" 2>/dev/null
-	echo "== $role ($count messages of $size B, $inflight in flight)"
+	echo "== $role ($count messages of $size B, $inflight in flight$mode)"
 	awk -v n="$count" '/PROGRAM TOTALS/ { gsub(",", "", $1);
 		printf "instructions per message: %.0f\n", $1 / n }' "$work/$role.self.txt"
 	echo "heap calls per message:"
-	profile_calls "$work/$role.callgrind" malloc calloc realloc free
+	profile_calls "$work/$role.callgrind" malloc calloc realloc
+	echo "free calls per message (free(NULL) included): $(profile_calls \
+		"$work/$role.callgrind" free | awk '{ print $2 }')"
 	echo "system calls per message:"
 	awk -v n="$count" '$1 ~ /^[0-9.]+$/ && NF >= 5 {
 		calls = $4; name = $NF; if (name != "total" && calls / n >= 0.1)
 		printf "  %-14s %6.2f\n", name, calls / n }' "$work/$role.strace"
 done
-echo "profile: callgrind files in $work (callgrind_annotate FILE)" >&2
-if [ "$keep_work" -eq 0 ]; then
-	echo "profile: pass --out DIR to keep them" >&2
+if [ "$keep_work" -eq 1 ]; then
+	echo "profile: callgrind files in $work (callgrind_annotate FILE)" >&2
+else
+	echo "profile: pass --out DIR to keep the callgrind files" >&2
 fi

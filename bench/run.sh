@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks cmicro's HTTPS broker against its peers on this machine and
-# prints one table (see docs/benchmarks.md).
+# prints the tables of docs/benchmarks.md.
 #
 # usage: bench/run.sh [--runs N] [--quick] [--out DIR]
 #
-#   --runs N   repeat every measurement N times (default 3); the table shows
+#   --runs N   repeat every measurement N times (default 3); the tables show
 #              the median and the range of the runs
 #   --quick    smaller message counts, for checking the harness
 #   --out DIR  keep raw results and logs in DIR (default: a temporary
@@ -123,6 +123,12 @@ done
 
 echo "# cmicro benchmark"
 echo
+if [ "$quick" -eq 1 ]; then
+	echo "Quick run: $count_c1 messages at 1 in flight, $count at 8 and 64, wrk and s_time"
+	echo "for $wrk_seconds s. Start-up weighs more in these counts, so CPU per message is"
+	echo "higher than in a full run; use a full run to judge the targets."
+	echo
+fi
 sed 's/^/    /' "$work/machine.txt"
 echo "    load average before each run: $(awk '{ printf "%s%s", sep, $2; sep = ", " }' "$work/load.txt")"
 echo

@@ -119,8 +119,8 @@ static int brk_delivery_settings(struct cmicro_broker *b, const struct cmicro_br
 	v = env ? cmi_parse_bool(env) : 0;
 	if (v < 0)
 		return cmi_error(CMICRO_ECONFIG, "MICRO_BROKER_INLINE_HANDLERS=\"%.100s\" is not a "
-						 "boolean; set true to run handlers on the I/O thread, or "
-						 "unset it",
+						 "boolean (true, 1, yes, on, or false, 0, no, off); set "
+						 "true to run handlers on the I/O thread, or unset it",
 				 env);
 	b->opts.inline_handlers = opts->inline_handlers || v == 1;
 	if (path == NULL || path[0] == '\0')

@@ -303,8 +303,9 @@ CMICRO_API int cmicro_broker_connect(struct cmicro_broker *b)
 		return rc;
 	}
 	cmi_log(CMICRO_LOG_INFO, "broker", "BROKER-LISTEN", "broker %s listening on %s (%s), "
-							  "advertised as %s",
-		b->id, b->address, b->serve_tls ? "HTTPS" : "HTTP", b->advertised);
+							  "advertised as %s%s",
+		b->id, b->address, b->serve_tls ? "HTTPS" : "HTTP", b->advertised,
+		b->opts.inline_handlers ? "; handlers run on the I/O thread" : "");
 	return 0;
 }
 

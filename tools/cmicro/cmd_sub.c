@@ -213,8 +213,9 @@ static void sub_summary(const struct cmicro_broker *b)
 	struct cmicro_broker_stats st;
 
 	cmicro_broker_get_stats(b, &st);
-	fprintf(stderr, "handled %llu messages, dropped %llu duplicates\n",
-		(unsigned long long)st.received, (unsigned long long)st.duplicates);
+	fprintf(stderr, "handled %llu message%s, dropped %llu duplicate%s\n",
+		(unsigned long long)st.received, st.received == 1 ? "" : "s",
+		(unsigned long long)st.duplicates, st.duplicates == 1 ? "" : "s");
 }
 
 static int sub_run(struct sub_state *st, const sigset_t *set)
