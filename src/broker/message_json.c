@@ -276,21 +276,30 @@ static long b64_check(const char *text, size_t n)
 
 int cmi_b64_decode_plain(const char *text, size_t n, unsigned char **out, size_t *out_len)
 {
-	unsigned char *data;
 	long pad = b64_check(text, n);
-	int decoded;
 
 	if (pad < 0)
+		return CMICRO_EPROTO;
+	return cmi_b64_decode_checked(text, n, (size_t)pad, out, out_len);
+}
+
+int cmi_b64_decode_checked(const char *text, size_t n, size_t pad, unsigned char **out,
+			   size_t *out_len)
+{
+	unsigned char *data;
+	int decoded;
+
+	if (n % 4 != 0 || n > (size_t)0x7ffffff0 || pad > 2 || pad > n)
 		return CMICRO_EPROTO;
 	data = malloc(n / 4 * 3 + 1);
 	if (data == NULL)
 		return CMICRO_ENOMEM;
 	decoded = n > 0 ? EVP_DecodeBlock(data, (const unsigned char *)text, (int)n) : 0;
-	if (decoded < 0 || decoded < pad) {
+	if (decoded < 0 || (size_t)decoded < pad) {
 		free(data);
 		return CMICRO_EPROTO;
 	}
-	*out_len = (size_t)(decoded - pad);
+	*out_len = (size_t)decoded - pad;
 	data[*out_len] = '\0';
 	*out = data;
 	return 0;

@@ -40,4 +40,10 @@ extern const bool cmi_b64_alphabet[256];
  * sets no error message. */
 int cmi_b64_decode_plain(const char *text, size_t n, unsigned char **out, size_t *out_len);
 
+/* As cmi_b64_decode_plain for text whose n - pad first characters the
+ * caller checked against cmi_b64_alphabet and whose pad (0 to 2) last
+ * ones are "=": it checks only the length. */
+int cmi_b64_decode_checked(const char *text, size_t n, size_t pad, unsigned char **out,
+			   size_t *out_len);
+
 #endif
