@@ -90,6 +90,10 @@ static void request_free(struct cmi_http_request *req)
 	free(req);
 }
 
+/* The request whose handler the loop thread is running now, so that a reply
+ * made inside that handler goes out at once (see cmi_http_reply). */
+static _Thread_local struct cmi_http_request *tl_dispatching;
+
 void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg)
 {
 	struct cmi_http_server *srv = arg;
@@ -115,7 +119,9 @@ void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg)
 	 * pipelined, is at the front of the input. */
 	if (conn != NULL)
 		cmi_srv_conn_expect_head(conn);
+	tl_dispatching = req;
 	srv->opts.handler(srv->opts.user, req);
+	tl_dispatching = NULL;
 }
 
 /* Adds the Date header from a string formatted at most once a second.
@@ -210,6 +216,20 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 		return;
 	req->status = status;
 	req->reply_body = body ? strdup(body) : NULL;
+
+	/* A handler that replies on the loop thread, before it returns, sends
+	 * the reply itself, as evhttp allows from its request callback. That
+	 * saves the queue and a pass of the loop per message. */
+	if (tl_dispatching == req) {
+		srv = req->srv;
+		tl_dispatching = NULL;
+		pthread_mutex_lock(&srv->lock);
+		pending_remove(srv, req);
+		pthread_mutex_unlock(&srv->lock);
+		send_one(srv, req);
+		request_free(req);
+		return;
+	}
 
 	/* srv is read under the lock of the server it points to; the server
 	 * clears it under that same lock before going away. */

@@ -1446,10 +1446,13 @@ static void test_http_client_cap_freed_by_timeouts(void **state)
 		request_start(e->f, e->m->address, false, "{}", 2, 300);
 	request_start(e->f, e->m->address, false, "{}", 2, TIMEOUT_MS);
 	run_until(e->f, CLI_CONNS_PER_NODE + 1);
+	/* The queued request may finish before the last timeouts are
+	 * reported, so it is found by its count, not as the last result. */
+	assert_int_equal(e->f->done, CLI_CONNS_PER_NODE + 1);
 	if (e->f->ok != 1)
 		fail_msg("%d requests got 200, expected the queued one; first failure: %s",
 			 e->f->ok, e->f->first_failure);
-	expect_result(e->f, 0, 200);
+	TK_CONTAINS(e->f->first_failure, "CMICRO_ETIMEDOUT");
 	assert_int_equal(atomic_load(&e->m->accepted), CLI_CONNS_PER_NODE + 1);
 }
 
