@@ -22,9 +22,12 @@
  * Every event_base that other threads touch must be created after it. */
 int cmi_http_threads_init(void);
 
-/* Creates an event_base for the HTTP server and client, with epoll's change
- * list on, which halved the epoll_ctl calls per message of the broker
- * benchmark (bench/profile.sh). Returns NULL when out of memory. */
+/* Creates an event_base with epoll's change list on, which halved the
+ * epoll_ctl calls per message of the broker benchmark when the client still
+ * used evhttp (bench/profile.sh). Returns NULL when out of memory.
+ * NOTE: the broker's loop does not use it, because http_linger.c clones the
+ * sockets of rejected TLS handshakes with dup(), which the change list
+ * mishandles. */
 struct event_base *cmi_http_base_new(void);
 
 /* ---- server ---- */

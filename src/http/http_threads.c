@@ -30,8 +30,7 @@ struct event_base *cmi_http_base_new(void)
 		return NULL;
 	/* The change list merges the changes made to one socket's events
 	 * within a loop iteration into one epoll_ctl call. libevent leaves it
-	 * off because it misbehaves with dup()ed descriptors, which this
-	 * library never creates. */
+	 * off because it misbehaves with descriptors cloned by dup(). */
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
