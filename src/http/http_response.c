@@ -96,8 +96,9 @@ static size_t resp_head_end(const char *data, size_t len)
 
 static bool is_tchar(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')
+		return true;
+	return c != '\0' && strchr("!#$%&'*+.^_`|~", c) != NULL;
 }
 
 static bool resp_name_is(const char *name, size_t len, const char *want)
