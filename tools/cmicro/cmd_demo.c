@@ -424,6 +424,8 @@ static int demo_run(struct demo *d)
 		return CLI_EXIT_REJECT;
 	demo_say("   secure publisher: the handshake is rejected and the reason reported");
 	failures += demo_publish(d, "secure-pub", "true", "demo.alerts", "alert 1") == 0;
+	demo_say("   \"alert 1\" stays undelivered: secure mode never sends to a node it "
+		 "cannot verify, and this publisher exits without an outbox");
 
 	demo_say("\n== 6. The same publisher in audit mode (MICRO_TLS_SECURE=audit)");
 	demo_say("   the message is delivered and the failure secure mode would reject is logged");
