@@ -115,20 +115,41 @@ static void wait_count(atomic_int *count, int want)
 		usleep(10 * 1000);
 }
 
+/* A subscriber broker and a publisher broker on one memory registry, with
+ * one subscription of the subscriber. */
+struct pair {
+	struct cmicro_registry *reg;
+	struct cmicro_broker *sb, *pb;
+	struct cmicro_subscription *sub;
+};
+
+static void pair_start(struct pair *p, bool inline_handlers, int retry_ms, const char *topic,
+		       struct recorder *r)
+{
+	TK_OK(cmicro_registry_memory_new(&p->reg));
+	p->sb = broker_start(p->reg, inline_handlers, 0);
+	p->pb = broker_start(p->reg, false, retry_ms);
+	p->sub = NULL;
+	TK_OK(cmicro_broker_subscribe(p->sb, topic, NULL, record_handler, r, &p->sub));
+}
+
+static void pair_stop(struct pair *p)
+{
+	cmicro_subscription_free(p->sub);
+	cmicro_broker_free(p->pb);
+	cmicro_broker_free(p->sb);
+	cmicro_registry_free(p->reg);
+}
+
 static void test_inline_one_thread_at_a_time(void **state)
 {
-	struct cmicro_registry *reg = NULL;
-	struct cmicro_broker *sb, *pb;
-	struct cmicro_subscription *sub = NULL;
 	struct recorder *r = recorder_new();
+	struct pair p;
 
 	(void)state;
-	TK_OK(cmicro_registry_memory_new(&reg));
-	sb = broker_start(reg, true, 0);
-	pb = broker_start(reg, false, 0);
-	TK_OK(cmicro_broker_subscribe(sb, "inline.serial", NULL, record_handler, r, &sub));
-	publish_numbered(pb, "inline.serial", MESSAGES);
-	TK_OK(cmicro_broker_flush(pb, WAIT_MS));
+	pair_start(&p, true, 0, "inline.serial", r);
+	publish_numbered(p.pb, "inline.serial", MESSAGES);
+	TK_OK(cmicro_broker_flush(p.pb, WAIT_MS));
 	wait_count(&r->count, MESSAGES);
 
 	assert_int_equal(atomic_load(&r->count), MESSAGES);
@@ -136,11 +157,8 @@ static void test_inline_one_thread_at_a_time(void **state)
 	assert_int_equal(atomic_load(&r->max_concurrent), 1);
 	/* The I/O thread is neither the caller's nor a handler pool's. */
 	assert_false(pthread_equal(r->threads[0], pthread_self()));
-	assert_null(sb->workers);
-	cmicro_subscription_free(sub);
-	cmicro_broker_free(pb);
-	cmicro_broker_free(sb);
-	cmicro_registry_free(reg);
+	assert_null(p.sb->workers);
+	pair_stop(&p);
 	recorder_free(r);
 }
 
@@ -148,81 +166,60 @@ static void test_inline_one_thread_at_a_time(void **state)
  * inline test can tell the two apart. */
 static void test_inline_off_uses_pool(void **state)
 {
-	struct cmicro_registry *reg = NULL;
-	struct cmicro_broker *sb, *pb;
-	struct cmicro_subscription *sub = NULL;
 	struct recorder *r = recorder_new();
+	struct pair p;
 
 	(void)state;
-	TK_OK(cmicro_registry_memory_new(&reg));
-	sb = broker_start(reg, false, 0);
-	pb = broker_start(reg, false, 0);
-	TK_OK(cmicro_broker_subscribe(sb, "pool.order", NULL, record_handler, r, &sub));
-	publish_numbered(pb, "pool.order", 20);
-	TK_OK(cmicro_broker_flush(pb, WAIT_MS));
+	pair_start(&p, false, 0, "pool.order", r);
+	publish_numbered(p.pb, "pool.order", 20);
+	TK_OK(cmicro_broker_flush(p.pb, WAIT_MS));
 	wait_count(&r->count, 20);
+
 	assert_int_equal(atomic_load(&r->count), 20);
-	assert_non_null(sb->workers);
-	cmicro_subscription_free(sub);
-	cmicro_broker_free(pb);
-	cmicro_broker_free(sb);
-	cmicro_registry_free(reg);
+	assert_non_null(p.sb->workers);
+	pair_stop(&p);
 	recorder_free(r);
 }
 
 static void test_inline_handler_error_retried(void **state)
 {
-	struct cmicro_registry *reg = NULL;
-	struct cmicro_broker *sb, *pb;
-	struct cmicro_subscription *sub = NULL;
 	struct cmicro_broker_stats st;
 	struct recorder *r = recorder_new();
+	struct pair p;
 
 	(void)state;
-	TK_OK(cmicro_registry_memory_new(&reg));
-	sb = broker_start(reg, true, 0);
-	pb = broker_start(reg, false, 50);
-	TK_OK(cmicro_broker_subscribe(sb, "inline.flaky", NULL, record_handler, r, &sub));
+	pair_start(&p, true, 50, "inline.flaky", r);
 	atomic_store(&r->fail_first, 2);
-	publish_numbered(pb, "inline.flaky", 1);
-	TK_OK(cmicro_broker_flush(pb, WAIT_MS));
-	cmicro_broker_get_stats(pb, &st);
+	publish_numbered(p.pb, "inline.flaky", 1);
+	TK_OK(cmicro_broker_flush(p.pb, WAIT_MS));
+
+	cmicro_broker_get_stats(p.pb, &st);
 	assert_int_equal(st.delivered, 1);
 	assert_int_equal(st.failed, 2);
-	cmicro_broker_get_stats(sb, &st);
+	cmicro_broker_get_stats(p.sb, &st);
 	assert_int_equal(st.handler_errors, 2);
 	assert_int_equal(atomic_load(&r->count), 1);
-	cmicro_subscription_free(sub);
-	cmicro_broker_free(pb);
-	cmicro_broker_free(sb);
-	cmicro_registry_free(reg);
+	pair_stop(&p);
 	recorder_free(r);
 }
 
-/* A handler that unsubscribes its own subscription returns at once, and
- * later messages find no subscriber. */
+/* A handler that unsubscribes its own subscription returns at once
+ * instead of waiting for itself to finish. */
 static void test_inline_handler_unsubscribes_itself(void **state)
 {
-	struct cmicro_registry *reg = NULL;
-	struct cmicro_broker *sb, *pb;
-	struct cmicro_subscription *sub = NULL;
 	struct recorder *r = recorder_new();
+	struct pair p;
 
 	(void)state;
-	TK_OK(cmicro_registry_memory_new(&reg));
-	sb = broker_start(reg, true, 0);
-	pb = broker_start(reg, false, 0);
-	TK_OK(cmicro_broker_subscribe(sb, "inline.once", NULL, record_handler, r, &sub));
-	r->unsubscribe_me = sub;
-	publish_numbered(pb, "inline.once", 1);
-	TK_OK(cmicro_broker_flush(pb, WAIT_MS));
+	pair_start(&p, true, 0, "inline.once", r);
+	r->unsubscribe_me = p.sub;
+	publish_numbered(p.pb, "inline.once", 1);
+	TK_OK(cmicro_broker_flush(p.pb, WAIT_MS));
 	wait_count(&r->count, 1);
+
 	assert_int_equal(atomic_load(&r->count), 1);
 	assert_int_equal(r->unsubscribe_rc, 0);
-	cmicro_subscription_free(sub);
-	cmicro_broker_free(pb);
-	cmicro_broker_free(sb);
-	cmicro_registry_free(reg);
+	pair_stop(&p);
 	recorder_free(r);
 }
 
