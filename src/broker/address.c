@@ -55,11 +55,12 @@ int cmi_brk_new_id(char *buf, size_t size)
 /*
  * Message ids come from a random 128-bit seed drawn once per process and a
  * counter. The counter goes through a bijection of 62 bits (multiplications
- * by odd constants and xor-shifts, all invertible modulo 2^62) into the bits
- * that the version and variant marks leave alone, so ids of one process
- * never repeat before 2^62 messages, while ids of different processes share
- * their 122 random bits with negligible probability. Drawing 16 random
- * bytes per message cost more than the rest of publishing a small message
+ * by odd constants and xor-shifts, all invertible modulo 2^62) and is XORed
+ * into the bits that the version and variant marks leave alone. So the ids
+ * of one process do not repeat within 2^62 messages. Each id also carries
+ * 122 bits of its process's random seed, which makes ids of two processes
+ * collide with negligible probability. Drawing 16 random bytes per message
+ * cost more than the rest of publishing a small message
  * (bench/profile.sh). A forked child draws a new seed.
  */
 #define ID_LOW_BITS 62

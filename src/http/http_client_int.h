@@ -21,10 +21,10 @@
  * response head must fit. */
 #define CLI_IN_SIZE CMI_HTTP_RESP_HEAD_MAX
 
-/* Largest response body a GET keeps. */
+/* Maximum size of a response body that a GET keeps. */
 #define CMI_HTTP_GET_BODY_MAX (4u * 1024 * 1024)
 
-/* Connections kept to one node at most. A subscriber accepts 1024 at once
+/* Maximum connections kept to one node. A subscriber accepts 1024 at once
  * by default, so a few publishers each at this cap stay under its limit,
  * while 64 requests in flight per node keep a loopback link busy. */
 #define CLI_CONNS_PER_NODE 64
@@ -33,7 +33,7 @@ enum cli_state {
 	CLI_CONNECTING,  /* TCP connect in progress */
 	CLI_HANDSHAKING, /* TLS handshake in progress */
 	CLI_OPEN,
-	CLI_DEAD         /* closed or failed; freed by the reaper once no call uses it */
+	CLI_DEAD         /* closed or failed, and freed by the reaper once no call uses it */
 };
 
 struct cli_call;

@@ -553,13 +553,14 @@ static int cli_new_ssl(struct cmi_http_client *client, struct cli_conn *conn, co
 
 /* Resolves host and starts a non-blocking connect to its first address, as
  * libevent's bufferevent_socket_connect_hostname does without a DNS base.
- * Returns 0 with the connect under way, or done when *refused_errno is set
- * (the failure is reported through the call like a later one). */
-static int cli_connect(struct cli_conn *conn, const char *host, int port, int *refused_errno)
+ * Returns 0 with the connect under way, or 0 with *connect_errno set when
+ * connect failed at once; the call reports that like a later failure.
+ * Returns an error when the host cannot be resolved or no socket is left. */
+static int cli_connect(struct cli_conn *conn, const char *host, int port, int *connect_errno)
 {
 	struct addrinfo hints, *res = NULL;
 	char service[8];
-	int gai, one = 1;
+	int gai, enable = 1;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -582,9 +583,9 @@ static int cli_connect(struct cli_conn *conn, const char *host, int port, int *r
 	}
 	/* A request must leave without waiting for the acknowledgement of the
 	 * previous one. */
-	(void)setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &enable, sizeof(enable));
 	if (connect(conn->fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS)
-		*refused_errno = errno;
+		*connect_errno = errno;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -594,7 +595,7 @@ int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
 {
 	struct cli_conn *conn;
 	char host[256];
-	int port, rc, refused = 0;
+	int port, rc, connect_err = 0;
 
 	*out = NULL;
 	rc = cmi_http_split_address(call->address, host, sizeof(host), &port);
@@ -609,7 +610,7 @@ int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
 	cmi_fmt(conn->key, sizeof(conn->key), "%s", call->key);
 	cmi_fmt(conn->address, sizeof(conn->address), "%s", call->address);
 	conn->in = malloc(CLI_IN_SIZE);
-	rc = conn->in != NULL ? cli_connect(conn, host, port, &refused) : CMICRO_ENOMEM;
+	rc = conn->in != NULL ? cli_connect(conn, host, port, &connect_err) : CMICRO_ENOMEM;
 	if (rc == 0 && call->https)
 		rc = cli_new_ssl(client, conn, host, call);
 	if (rc == 0) {
@@ -625,8 +626,8 @@ int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
 	}
 	conn->next = client->conns;
 	client->conns = conn;
-	if (refused != 0) {
-		cli_socket_failure(conn, refused, &conn->failure);
+	if (connect_err != 0) {
+		cli_socket_failure(conn, connect_err, &conn->failure);
 		cli_conn_kill(conn);
 	} else {
 		cli_want_write(conn, true);

@@ -12,10 +12,10 @@
 #include "common/common_int.h"
 #include "http/http_response.h"
 
-static void resp_fail(struct cmi_http_resp *r, const char *what)
+static void resp_fail(struct cmi_http_resp *r, const char *detail)
 {
 	r->phase = CMI_HTTP_RESP_BAD;
-	snprintf(r->error, sizeof(r->error), "invalid HTTP response: %s", what);
+	snprintf(r->error, sizeof(r->error), "invalid HTTP response: %s", detail);
 }
 
 void cmi_http_resp_init(struct cmi_http_resp *r, size_t body_max)
@@ -43,10 +43,10 @@ static bool resp_keep(struct cmi_http_resp *r, const char *data, size_t n)
 	if (r->body_max == 0 || n == 0)
 		return true;
 	if (n > r->body_max - r->body_len) {
-		char what[96];
+		char detail[96];
 
-		snprintf(what, sizeof(what), "body longer than %zu bytes", r->body_max);
-		resp_fail(r, what);
+		snprintf(detail, sizeof(detail), "body longer than %zu bytes", r->body_max);
+		resp_fail(r, detail);
 		return false;
 	}
 	if (r->body_len + n + 1 > r->body_cap) {

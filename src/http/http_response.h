@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest response head (status line and fields) accepted. */
+/* Maximum length of a response head (status line and fields). */
 #define CMI_HTTP_RESP_HEAD_MAX 16384
-/* Longest chunk-size or trailer line accepted. */
+/* Maximum length of a chunk-size or trailer line. */
 #define CMI_HTTP_RESP_LINE_MAX 1024
 
 enum cmi_http_resp_phase {
@@ -52,8 +52,8 @@ void cmi_http_resp_clear(struct cmi_http_resp *r);
  * Parses the next bytes of the connection. Returns the bytes used, which
  * can be fewer than len: a head or a line is used only once it is
  * complete, so the caller keeps the rest and calls again with more. The
- * phase says what happened: CMI_HTTP_RESP_DONE ends the response (bytes
- * after it belong to the next one), CMI_HTTP_RESP_BAD names the error.
+ * phase is then CMI_HTTP_RESP_DONE when the response ended (bytes after it
+ * belong to the next one), or CMI_HTTP_RESP_BAD with the error set.
  */
 size_t cmi_http_resp_feed(struct cmi_http_resp *r, const char *data, size_t len);
 

@@ -64,9 +64,9 @@ struct srv_conn {
 };
 
 /* Returns the decoded value of parameter name in a query string (without
- * the "?"), with the rules of libevent's evhttp_parse_query_str and
- * evhttp_find_header, as a new string (free it), or NULL when name is
- * missing, the query is malformed or memory ran out. */
+ * the "?") as a new string to free, or NULL when name is missing, the query
+ * is malformed or memory ran out. The rules are those of libevent's
+ * evhttp_parse_query_str and evhttp_find_header. */
 char *cmi_http_query_value(const char *query, const char *name);
 
 struct srv_query_value {
