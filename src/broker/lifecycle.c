@@ -97,7 +97,7 @@ static int lc_setup(struct cmicro_broker *b)
 		rc = cmi_http_threads_init();
 	if (rc != 0)
 		return rc;
-	b->base = event_base_new();
+	b->base = cmi_http_base_new();
 	b->send_ev = b->base ? event_new(b->base, -1, 0, cmi_brk_send_cb, b) : NULL;
 	if (b->send_ev == NULL)
 		return cmi_error(CMICRO_ENOMEM, "cannot create the broker's event loop");

@@ -1,10 +1,10 @@
 /*
  * Strict check of an HTTP/1.1 request head (request line and header
- * fields), run on the raw bytes before libevent parses them. libevent
- * 2.1.12 accepts bare LF line ends, obsolete line folding, control bytes in
- * field values, duplicate Content-Length fields (the first one wins) and any
- * number of fields. A proxy that reads such a request differently than
- * libevent can smuggle a second request past it (RFC 9112, section 11.2).
+ * fields), run on the raw bytes before the server parses them. It refuses
+ * what lenient parsers accept: bare LF line ends, obsolete line folding,
+ * control bytes in field values, duplicate Content-Length fields and any
+ * number of fields. A proxy that reads such a request differently than the
+ * server can smuggle a second request past it (RFC 9112, section 11.2).
  * The scanner takes bytes in pieces of any size and keeps its state between
  * them, so a head that arrives one byte at a time is checked in one pass.
  */

@@ -1,7 +1,7 @@
 /*
- * Internal interface of the HTTP layer: a small HTTP/1.1 server on
- * libevent's evhttp (over TLS with OpenSSL bufferevents when given a cmicro
- * TLS context) and a client that drives its sockets and OpenSSL directly. Both run on the thread of their event_base; only
+ * Internal interface of the HTTP layer: a small HTTP/1.1 server and client
+ * that drive their sockets and OpenSSL (when given a cmicro TLS context)
+ * directly on a libevent loop. Both run on the thread of their event_base; only
  * cmi_http_reply may be called from other threads. The layer knows nothing
  * of topics or messages.
  */
@@ -22,12 +22,10 @@
  * Every event_base that other threads touch must be created after it. */
 int cmi_http_threads_init(void);
 
-/* Creates an event_base with epoll's change list on, which halved the
- * epoll_ctl calls per message of the broker benchmark when the client still
- * used evhttp (bench/profile.sh). Returns NULL when out of memory.
- * NOTE: the broker's loop does not use it, because http_linger.c clones the
- * sockets of rejected TLS handshakes with dup(), which the change list
- * mishandles. */
+/* Creates an event_base with epoll's change list on, which merges the
+ * changes to one socket's events within a pass of the loop into one
+ * epoll_ctl call. The HTTP layer never clones a socket with dup(), which the
+ * change list mishandles. Returns NULL when out of memory. */
 struct event_base *cmi_http_base_new(void);
 
 /* ---- server ---- */
@@ -47,8 +45,8 @@ struct cmi_http_server_opts {
 	const char *host;          /* "" or NULL: every interface */
 	int port;                  /* 0: any free port */
 	struct cmicro_tls_context *tls; /* server role; NULL for plain HTTP */
-	size_t max_body;           /* larger bodies get 413 from libevent */
-	size_t max_headers;        /* bytes of the request line and headers */
+	size_t max_body;           /* larger bodies get 413 */
+	size_t max_headers;        /* bytes of the request line and headers; more get 431 */
 	int max_connections;       /* more are closed right after accept */
 	int read_timeout_ms;       /* time for one complete request */
 	cmi_http_handler_fn handler;
@@ -133,15 +131,24 @@ struct cmi_http_post {
 int cmi_http_client_post(struct cmi_http_client *client, const struct cmi_http_post *post,
 			 cmi_http_done_fn done, void *arg);
 
+struct bufferevent;
+
+/* Moves the OpenSSL errors that the bufferevent kept back onto the
+ * thread's error queue, where cmicro_tls_ssl_failure reads them. Returns
+ * the SSL_get_error() code libevent recorded with them (SSL_ERROR_SYSCALL
+ * for a socket error, whose errno OpenSSL does not queue), or 0. */
+int cmi_http_requeue_ssl_errors(struct bufferevent *bev);
+
 /* Splits "host:port" or "[v6]:port" into host (without brackets) and port.
  * Returns CMICRO_EINVAL naming the address when it has no valid port. */
 int cmi_http_split_address(const char *address, char *host, size_t host_size, int *port);
 
-/* Keeps a copy of socket fd open for reading for up to two seconds after a
- * shutdown of its sending side (http_linger.c). A peer still sending can
+/* Takes socket fd and keeps it open for reading for up to two seconds after
+ * a shutdown of its sending side (http_linger.c). A peer still sending can
  * then read what was sent to it (a TLS alert) instead of a reset. At most 64
- * sockets linger per process, and past that this does nothing. */
-void cmi_http_linger(struct event_base *base, int fd);
+ * sockets linger per process; past that it returns false and the caller
+ * keeps fd. */
+bool cmi_http_linger(struct event_base *base, int fd);
 
 /* Ends every lingering socket of base, before the base is freed. */
 void cmi_http_linger_drop(struct event_base *base);

@@ -12,7 +12,6 @@
  * stream.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -70,42 +69,39 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&linger_lock);
 }
 
-void cmi_http_linger(struct event_base *base, int fd)
+bool cmi_http_linger(struct event_base *base, int fd)
 {
 	struct timeval tv = {.tv_sec = LINGER_MS / 1000, .tv_usec = (LINGER_MS % 1000) * 1000};
 	struct lingering *l;
-	int copy;
 
 	if (base == NULL || fd < 0)
-		return;
+		return false;
 	pthread_mutex_lock(&linger_lock);
 	if (linger_count >= LINGER_MAX) {
 		pthread_mutex_unlock(&linger_lock);
-		return;
+		return false;
 	}
-	copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	l = copy >= 0 ? calloc(1, sizeof(*l)) : NULL;
+	l = calloc(1, sizeof(*l));
 	if (l != NULL)
-		l->ev = event_new(base, copy, EV_READ | EV_PERSIST, linger_cb, l);
+		l->ev = event_new(base, fd, EV_READ | EV_PERSIST, linger_cb, l);
 	if (l == NULL || l->ev == NULL || event_add(l->ev, &tv) != 0) {
 		if (l != NULL && l->ev != NULL)
 			event_free(l->ev);
 		free(l);
-		if (copy >= 0)
-			close(copy);
 		pthread_mutex_unlock(&linger_lock);
-		return;
+		return false;
 	}
 	/* The alert is already in the socket's send queue, so the end of stream
 	 * follows it. */
-	shutdown(copy, SHUT_WR);
+	shutdown(fd, SHUT_WR);
 	l->base = base;
-	l->fd = copy;
+	l->fd = fd;
 	l->until = cmi_now_mono() + LINGER_MS / 1000.0;
 	l->next = linger_head;
 	linger_head = l;
 	linger_count++;
 	pthread_mutex_unlock(&linger_lock);
+	return true;
 }
 
 void cmi_http_linger_drop(struct event_base *base)

@@ -5,9 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
+#include <event2/util.h>
 
 #include "http/http_server_int.h"
 
@@ -26,34 +24,6 @@ const char *cmi_srv_status_phrase(int status)
 	case 503: return "Service Unavailable";
 	default: return status < 400 ? "OK" : "Error";
 	}
-}
-
-/* libevent 2.1 stores, before the OpenSSL errors, the SSL_get_error() result
- * (SSL_ERROR_SSL, SSL_ERROR_SYSCALL, ...) in the same list, and hands the
- * list back last in, first out. Those small codes are not OpenSSL errors:
- * ERR_error_string renders them as "lib(0)::reason(N)". */
-#define REQUEUE_MAX 16
-
-int cmi_http_requeue_ssl_errors(struct bufferevent *bev)
-{
-	unsigned long errors[REQUEUE_MAX];
-	unsigned long e;
-	size_t n = 0;
-	int ssl_error = 0;
-
-	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
-		if (ERR_GET_LIB(e) == 0 && !ERR_SYSTEM_ERROR(e))
-			ssl_error = (int)e;
-		else if (n < REQUEUE_MAX)
-			errors[n++] = e;
-	}
-
-	/* Raised oldest first, as OpenSSL queued them. */
-	while (n > 0) {
-		e = errors[--n];
-		ERR_raise(ERR_GET_LIB(e), ERR_GET_REASON(e));
-	}
-	return ssl_error;
 }
 
 static void pending_add(struct cmi_http_server *srv, struct cmi_http_request *req)
@@ -94,40 +64,34 @@ static void request_free(struct cmi_http_request *req)
  * made inside that handler goes out at once (see cmi_http_reply). */
 static _Thread_local struct cmi_http_request *tl_dispatching;
 
-void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg)
+void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn)
 {
-	struct cmi_http_server *srv = arg;
-	struct srv_conn *conn = cmi_srv_conn_of(srv, evreq);
 	struct cmi_http_request *req = calloc(1, sizeof(*req));
 
 	if (req == NULL) {
-		evhttp_send_error(evreq, 503, "out of memory");
+		cmi_srv_log(srv, SRV_LOG_LIMIT, "HTTP-NOMEM",
+			    "closed connection from %s: out of memory for its request", conn->peer);
+		cmi_srv_conn_close(conn);
 		return;
 	}
 	req->srv = srv;
-	req->evreq = evreq;
 	req->conn = conn;
-	cmi_fmt(req->peer, sizeof(req->peer), "%s", conn ? conn->peer : "unknown peer");
-	if (conn != NULL) {
-		conn->busy = true;
-		conn->requests++;
-		if (conn->deadline != NULL)
-			event_del(conn->deadline);
-	}
+	req->head = &conn->head;
+	req->body = conn->in + conn->head_len;
+	req->body_len = conn->body_len;
+	req->head_only = strcmp(conn->head.method, "HEAD") == 0;
+	req->keep_alive = conn->head.keep_alive;
+	req->minor = conn->head.minor;
+	memcpy(req->peer, conn->peer, sizeof(req->peer));
 	pending_add(srv, req);
-	/* evhttp has taken this request's bytes: the next request's head, if
-	 * pipelined, is at the front of the input. */
-	if (conn != NULL)
-		cmi_srv_conn_expect_head(conn);
 	tl_dispatching = req;
 	srv->opts.handler(srv->opts.user, req);
 	tl_dispatching = NULL;
 }
 
-/* Adds the Date header from a string formatted at most once a second.
- * evhttp formats one for every reply that lacks it, which cost about a
- * fifth of evhttp_send_reply. */
-static void reply_add_date(struct cmi_http_server *srv, struct evkeyvalq *headers)
+/* Formatting the date costs more than the rest of a reply head, and its
+ * resolution is a second. */
+const char *cmi_srv_date(struct cmi_http_server *srv)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -136,46 +100,20 @@ static void reply_add_date(struct cmi_http_server *srv, struct evkeyvalq *header
 		int n = gmtime_r(&now, &tm) ? evutil_date_rfc1123(srv->date, sizeof(srv->date), &tm)
 					    : -1;
 
-		if (n <= 0 || (size_t)n >= sizeof(srv->date)) {
-			srv->date[0] = '\0';
-			return; /* evhttp then adds its own */
-		}
+		if (n <= 0 || (size_t)n >= sizeof(srv->date))
+			cmi_fmt(srv->date, sizeof(srv->date), "Thu, 01 Jan 1970 00:00:00 GMT");
 		srv->date_sec = now;
 	}
-	evhttp_add_header(headers, "Date", srv->date);
+	return srv->date;
 }
 
 /* A reply without a body gets no Content-Type, as Go's net/http server
  * sends none either; go-micro reads only the status of the reply. */
 static void send_one(struct cmi_http_server *srv, struct cmi_http_request *req)
 {
-	struct evbuffer *buf = NULL;
-	struct evkeyvalq *headers = evhttp_request_get_output_headers(req->evreq);
-
-	if (req->conn != NULL) {
-		req->conn->busy = false;
-		cmi_srv_conn_arm(req->conn);
-	}
-	reply_add_date(srv, headers);
-	if (req->reply_body != NULL) {
-		evhttp_add_header(headers, "Content-Type",
-				  req->content_type ? req->content_type
-						    : "text/plain; charset=utf-8");
-		buf = evbuffer_new();
-		if (buf != NULL)
-			evbuffer_add_printf(buf, "%s\n", req->reply_body);
-	}
-	if (req->status == 405)
-		evhttp_add_header(headers, "Allow", "POST");
+	(void)srv;
 	if (req->conn != NULL)
-		req->conn->replying = true;
-	evhttp_send_reply(req->evreq, req->status, cmi_srv_status_phrase(req->status), buf);
-	if (req->conn != NULL)
-		req->conn->replying = false;
-	if (buf != NULL)
-		evbuffer_free(buf);
-	if (req->conn != NULL && req->conn->rejecting)
-		cmi_srv_conn_reject(req->conn);
+		cmi_srv_conn_replied(req->conn, req);
 }
 
 void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
@@ -218,8 +156,8 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 	req->reply_body = body ? strdup(body) : NULL;
 
 	/* A handler that replies on the loop thread, before it returns, sends
-	 * the reply itself, as evhttp allows from its request callback. That
-	 * saves the queue and a pass of the loop per message. */
+	 * the reply itself. That saves the queue and a pass of the loop per
+	 * message, and the replies of pipelined requests leave together. */
 	if (tl_dispatching == req) {
 		srv = req->srv;
 		tl_dispatching = NULL;
@@ -299,23 +237,12 @@ void cmi_srv_detach_requests(struct cmi_http_server *srv)
 
 const char *cmi_http_request_method(const struct cmi_http_request *req)
 {
-	switch (evhttp_request_get_command(req->evreq)) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	default: return "unknown";
-	}
+	return req->head->method;
 }
 
 bool cmi_http_request_is_post(const struct cmi_http_request *req)
 {
-	return evhttp_request_get_command(req->evreq) == EVHTTP_REQ_POST;
+	return strcmp(req->head->method, "POST") == 0;
 }
 
 /* Decodes n bytes of a query value into out as evhttp_parse_query_str does:
@@ -387,8 +314,7 @@ char *cmi_http_query_value(const char *query, const char *name)
 const char *cmi_http_request_query(const struct cmi_http_request *req, const char *name)
 {
 	struct cmi_http_request *r = (struct cmi_http_request *)req;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->evreq);
-	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	const char *query = req->head->query;
 	struct srv_query_value *v;
 	const char *value = NULL;
 	size_t len = 0;
@@ -407,38 +333,25 @@ const char *cmi_http_request_query(const struct cmi_http_request *req, const cha
 
 const char *cmi_http_request_header(const struct cmi_http_request *req, const char *name)
 {
-	return evhttp_find_header(evhttp_request_get_input_headers(req->evreq), name);
+	return cmi_http_req_head_field(req->head, name);
 }
 
+/* The server ended the body with a NUL already (see conn_dispatch). */
 const char *cmi_http_request_body(struct cmi_http_request *req, size_t *len)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req->evreq);
-	size_t n = evbuffer_get_length(in);
-	unsigned char *p;
-
-	/* A trailing NUL makes the body a C string for parsers. */
-	if (req->body_terminated)
-		n--;
-	else if (evbuffer_add(in, "", 1) != 0)
-		return NULL;
-	req->body_terminated = true;
-	p = evbuffer_pullup(in, -1);
 	if (len != NULL)
-		*len = n;
-	return (const char *)p;
+		*len = req->body_len;
+	return req->body;
 }
 
 bool cmi_http_request_is_get(const struct cmi_http_request *req)
 {
-	return evhttp_request_get_command(req->evreq) == EVHTTP_REQ_GET;
+	return strcmp(req->head->method, "GET") == 0;
 }
 
 const char *cmi_http_request_path(const struct cmi_http_request *req)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->evreq);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-
-	return path && path[0] ? path : "/";
+	return req->head->path;
 }
 
 const char *cmi_http_request_peer(const struct cmi_http_request *req)

@@ -1,24 +1,19 @@
 /*
- * HTTP server on libevent's evhttp. evhttp of libevent 2.1 has no limit on
- * connections and no hook when one opens, so every connection gets its
- * bufferevent from srv_new_bev: the server counts it there, and adopts its
- * evhttp_connection (close callback, deadline) once evhttp has set it up.
+ * HTTP server on its own sockets: a listening socket on the event loop,
+ * the connection cap, and the log of client problems, limited per client
+ * host and cause. Each connection's reading and writing is in
+ * http_server_conn.c, and requests and replies in http_request.c.
  */
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <unistd.h>
 
 #include "http/http_server_int.h"
 
@@ -127,32 +122,6 @@ void cmi_srv_log_flush(struct cmi_http_server *srv)
 	}
 }
 
-static void conn_unlink(struct srv_conn *conn)
-{
-	struct cmi_http_server *srv = conn->srv;
-
-	if (conn->prev != NULL)
-		conn->prev->next = conn->next;
-	else
-		srv->conns = conn->next;
-	if (conn->next != NULL)
-		conn->next->prev = conn->prev;
-	srv->n_conns--;
-}
-
-static void conn_release(struct srv_conn *conn)
-{
-	conn_unlink(conn);
-	cmi_srv_forget_conn(conn->srv, conn);
-	if (conn->deadline != NULL)
-		event_free(conn->deadline);
-	if (conn->reject_ev != NULL)
-		event_free(conn->reject_ev);
-	if (!conn->adopted)
-		bufferevent_decref(conn->bev);
-	free(conn);
-}
-
 void cmi_srv_log_key(const char *peer, const char *cause, char *key, size_t size)
 {
 	char host[64];
@@ -165,260 +134,147 @@ void cmi_srv_log_key(const char *peer, const char *cause, char *key, size_t size
 	cmi_fmt(key, size, "client %s, %s", host, cause);
 }
 
-static void conn_log_handshake(struct srv_conn *conn)
+
+/* The connections closed in this pass of the loop, freed after it. */
+static void srv_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct cmicro_tls_verdict verdict;
-	char key[96];
-	SSL *ssl;
-
-	if (conn->srv->opts.tls == NULL || conn->requests > 0)
-		return;
-	ssl = bufferevent_openssl_get_ssl(conn->bev);
-	if (ssl == NULL || SSL_is_init_finished(ssl) || SSL_in_before(ssl))
-		return;
-	memset(&verdict, 0, sizeof(verdict));
-	cmi_http_requeue_ssl_errors(conn->bev);
-	cmicro_tls_ssl_failure(ssl, &verdict);
-	cmi_srv_log_key(conn->peer, cmicro_tls_reason_name(verdict.reason), key, sizeof(key));
-	cmi_srv_log_keyed(conn->srv, SRV_LOG_HANDSHAKE, key, "HTTP-TLS-HANDSHAKE",
-			  "TLS handshake with client %s failed: %s", conn->peer,
-			  verdict.message[0] ? verdict.message : "the client closed the connection");
-	cmi_http_linger(conn->srv->base, bufferevent_getfd(conn->bev));
-}
-
-/* Sends TLS close_notify before evhttp closes the socket. Without it a
- * client sees an unexpected end of file and OpenSSL clients drop the
- * session, so the next connection cannot resume it (RFC 8446, 6.1). */
-static void conn_send_close_notify(struct evhttp_connection *evcon)
-{
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-
-	if (ssl == NULL || !SSL_is_init_finished(ssl))
-		return;
-	SSL_shutdown(ssl);
-	ERR_clear_error();
-}
-
-/* evhttp calls this when it frees a connection. */
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-	struct srv_conn *conn = arg;
-
-	cmi_srv_conn_unwatch(conn);
-	conn_send_close_notify(evcon);
-	conn_log_handshake(conn);
-	conn_release(conn);
-}
-
-/* True when the client has sent part of a request: a byte of its head, or
- * the whole head and maybe part of the body. evhttp may have taken complete
- * lines from the input already, so an empty input proves nothing. */
-static bool conn_mid_request(const struct srv_conn *conn)
-{
-	if (!conn->scanning)
-		return true;
-	return cmi_http_head_started(&conn->head) ||
-	       evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0;
-}
-
-static void conn_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	struct srv_conn *conn = arg;
-	char key[160];
+	struct cmi_http_server *srv = arg;
 
 	(void)fd;
 	(void)what;
-	if (conn->busy || conn->evcon == NULL)
-		return;
-	if (conn->rejecting) {
-		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-REJECT-TIMEOUT",
-			"client %s did not read the rejection within %d ms; closing the connection",
-			conn->peer, conn->srv->opts.read_timeout_ms);
-	} else if (conn->requests > 0 && !conn_mid_request(conn)) {
-		/* A keep-alive connection idle after its requests is closed without a
-		 * warning: only a client that started a request and stalled is worth
-		 * one. */
-		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-IDLE-CLOSE",
-			"closing the idle connection of client %s after %d ms", conn->peer,
-			conn->srv->opts.read_timeout_ms);
-	} else {
-		cmi_srv_log_key(conn->peer, "slow client", key, sizeof(key));
-		cmi_srv_log_keyed(conn->srv, SRV_LOG_SLOW, key, "HTTP-SLOW-CLIENT",
-				  "client %s sent no complete request within %d ms; closing the "
-				  "connection",
-				  conn->peer, conn->srv->opts.read_timeout_ms);
+	while (srv->dead != NULL) {
+		struct srv_conn *conn = srv->dead;
+
+		srv->dead = conn->next;
+		cmi_srv_conn_free(conn);
 	}
-	evhttp_connection_free(conn->evcon); /* calls conn_closed */
 }
 
-void cmi_srv_conn_arm(struct srv_conn *conn)
+/* "ip:port", or "[ip]:port" for IPv6. */
+static void srv_peer_name(const struct sockaddr_storage *ss, socklen_t len, char *out,
+			  size_t size)
 {
-	struct timeval tv;
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
 
-	tv.tv_sec = conn->srv->opts.read_timeout_ms / 1000;
-	tv.tv_usec = (conn->srv->opts.read_timeout_ms % 1000) * 1000;
-	if (conn->deadline != NULL)
-		event_add(conn->deadline, &tv);
-}
-
-static void conn_set_peer(struct srv_conn *conn)
-{
-	char *host = NULL;
-	ev_uint16_t port = 0;
-
-	evhttp_connection_get_peer(conn->evcon, &host, &port);
-	if (host != NULL && strchr(host, ':') != NULL)
-		cmi_fmt(conn->peer, sizeof(conn->peer), "[%s]:%u", host, port);
+	if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		cmi_fmt(out, size, "unknown peer");
+	else if (ss->ss_family == AF_INET6)
+		cmi_fmt(out, size, "[%s]:%s", host, serv);
 	else
-		cmi_fmt(conn->peer, sizeof(conn->peer), "%s:%u", host ? host : "?", port);
+		cmi_fmt(out, size, "%s:%s", host, serv);
 }
 
-/* Names the client in TLS findings by its host only: its port changes
- * with every connection, which would defeat logging each peer once. */
-static void conn_name_tls_peer(struct srv_conn *conn)
+static void srv_accept_one(struct cmi_http_server *srv, int fd, const struct sockaddr_storage *ss,
+			   socklen_t len)
 {
-	SSL *ssl = conn->srv->opts.tls ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
-	char host[64];
-	int port;
-
-	if (ssl == NULL)
-		return;
-	if (cmi_http_split_address(conn->peer, host, sizeof(host), &port) != 0)
-		cmi_fmt(host, sizeof(host), "%s", conn->peer);
-	if (cmi_tls_ssl_set_peer(ssl, host, NULL) != 0)
-		cmi_error_clear();
-}
-
-/* Takes over the evhttp_connection that evhttp built around conn->bev. */
-static void conn_adopt(struct srv_conn *conn)
-{
-	struct cmi_http_server *srv = conn->srv;
-	bufferevent_data_cb readcb = NULL;
-	void *arg = NULL;
-	char key[160];
+	char peer[64], key[160];
 	int one = 1;
 
-	bufferevent_getcb(conn->bev, &readcb, NULL, NULL, &arg);
-	if (readcb == NULL) {
-		/* evhttp failed to set the connection up and freed it already. */
-		conn_release(conn);
-		return;
-	}
-	conn->evcon = arg;
-	conn->adopted = true;
-	bufferevent_decref(conn->bev);
-	evhttp_connection_set_closecb(conn->evcon, conn_closed, conn);
-	conn_set_peer(conn);
-	conn_name_tls_peer(conn);
-	setsockopt(bufferevent_getfd(conn->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-	if (srv->n_conns > srv->opts.max_connections) {
-		cmi_srv_log_key(conn->peer, "connection limit", key, sizeof(key));
+	srv_peer_name(ss, len, peer, sizeof(peer));
+	if (srv->n_conns >= srv->opts.max_connections) {
+		cmi_srv_log_key(peer, "connection limit", key, sizeof(key));
 		cmi_srv_log_keyed(srv, SRV_LOG_LIMIT, key, "HTTP-CONN-LIMIT",
 				  "closed connection from %s: %d connections open, the limit is %d; "
 				  "raise max_connections or add subscribers",
-				  conn->peer, srv->n_conns - 1, srv->opts.max_connections);
-		evhttp_connection_free(conn->evcon); /* calls conn_closed */
+				  peer, srv->n_conns, srv->opts.max_connections);
+		close(fd);
 		return;
 	}
-	conn->deadline = event_new(srv->base, -1, 0, conn_deadline, conn);
-	if (conn->deadline == NULL || cmi_srv_conn_watch(conn) != 0) {
-		cmi_srv_log(srv, SRV_LOG_LIMIT, "HTTP-CONN-SETUP",
-			    "closed connection from %s: %s", conn->peer, cmicro_last_errmsg());
-		evhttp_connection_free(conn->evcon); /* calls conn_closed */
-		return;
-	}
-	cmi_srv_conn_arm(conn);
-}
-
-void cmi_srv_adopt_pending(struct cmi_http_server *srv)
-{
-	struct srv_conn *conn = srv->conns, *next;
-
-	for (; conn != NULL; conn = next) {
-		next = conn->next;
-		if (!conn->adopted)
-			conn_adopt(conn);
+	/* Replies are single small writes: waiting to fill a segment only
+	 * delays them. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (cmi_srv_conn_open(srv, fd, peer) != 0) {
+		cmi_srv_log(srv, SRV_LOG_LIMIT, "HTTP-CONN-SETUP", "closed connection from %s: %s",
+			    peer, cmicro_last_errmsg());
+		close(fd);
 	}
 }
 
-static void srv_adopt_cb(evutil_socket_t fd, short what, void *arg)
+/* Out of file descriptors: stops accepting for a moment instead of being
+ * woken at once again for the same pending connection. */
+static void srv_accept_pause(struct cmi_http_server *srv, int err)
 {
-	(void)fd;
-	(void)what;
-	cmi_srv_adopt_pending(arg);
+	struct timeval tv = {0, 100 * 1000};
+
+	cmi_srv_log(srv, SRV_LOG_LIMIT, "HTTP-ACCEPT",
+		    "cannot accept a connection: %s; raise the open file limit (ulimit -n) or "
+		    "lower max_connections",
+		    CMI_ERRNO_TEXT(err));
+	event_del(srv->accept_ev);
+	event_add(srv->accept_retry, &tv);
 }
 
-static struct bufferevent *srv_make_bev(struct cmi_http_server *srv)
-{
-	SSL *ssl = NULL;
-
-	if (srv->opts.tls == NULL)
-		return bufferevent_socket_new(srv->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (cmicro_tls_ssl_new(srv->opts.tls, NULL, "incoming client", &ssl) != 0) {
-		cmi_srv_log(srv, SRV_LOG_HANDSHAKE, "HTTP-TLS-SETUP",
-			    "cannot set up TLS for a new connection: %s", cmicro_last_errmsg());
-		return NULL;
-	}
-	return bufferevent_openssl_socket_new(srv->base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
-}
-
-/* evhttp requests the bufferevent of each accepted connection here. */
-static struct bufferevent *srv_new_bev(struct event_base *base, void *arg)
+static void srv_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct cmi_http_server *srv = arg;
-	struct bufferevent *bev = srv_make_bev(srv);
-	struct srv_conn *conn;
 
-	(void)base;
-	if (bev == NULL)
-		return NULL; /* evhttp then uses a plain bufferevent; TLS clients fail */
-	conn = calloc(1, sizeof(*conn));
-	if (conn == NULL)
-		return bev;
-	conn->srv = srv;
-	conn->bev = bev;
-	cmi_fmt(conn->peer, sizeof(conn->peer), "unknown peer");
-	/* The extra reference keeps bev readable in conn_adopt even when evhttp
-	 * frees the connection on a setup failure before then. */
-	bufferevent_incref(bev);
-	conn->next = srv->conns;
-	if (srv->conns != NULL)
-		srv->conns->prev = conn;
-	srv->conns = conn;
-	srv->n_conns++;
-	event_active(srv->adopt_ev, 0, 0);
-	return bev;
+	(void)what;
+	/* Bounded, so that a flood of connections does not starve the others. */
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			srv_accept_one(srv, fd, &ss, len);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			srv_accept_pause(srv, errno);
+		return;
+	}
 }
 
-struct srv_conn *cmi_srv_conn_of(struct cmi_http_server *srv, struct evhttp_request *evreq)
+static void srv_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(evreq);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct cmi_http_server *srv = arg;
 
-	cmi_srv_adopt_pending(srv);
-	for (struct srv_conn *c = srv->conns; c != NULL; c = c->next) {
-		if (c->bev == bev && c->adopted)
-			return c;
+	(void)fd;
+	(void)what;
+	event_add(srv->accept_ev, NULL);
+}
+
+/* Listens on the first address of host that binds. */
+static int srv_listen(const struct addrinfo *ai)
+{
+	int one = 1;
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			ai->ai_protocol);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+		close(fd);
+		return -1;
 	}
-	return NULL;
+	return fd;
 }
 
 static int srv_bind(struct cmi_http_server *srv, const char *host, int port)
 {
+	struct addrinfo hints = {0}, *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	evutil_socket_t fd;
+	char serv[16];
 
-	srv->bound = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
-	if (srv->bound == NULL)
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	cmi_fmt(serv, sizeof(serv), "%d", port);
+	if (getaddrinfo(host, serv, &hints, &res) == 0) {
+		for (const struct addrinfo *ai = res; ai != NULL && srv->listen_fd < 0; ai = ai->ai_next)
+			srv->listen_fd = srv_listen(ai);
+		freeaddrinfo(res);
+	}
+	if (srv->listen_fd < 0)
 		return cmi_error(CMICRO_EIO, "cannot listen on %s:%d: the address is in use or not "
 					     "local; choose another address",
 				 host, port);
-	fd = evhttp_bound_socket_get_fd(srv->bound);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+	if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &len) != 0)
 		return cmi_error(CMICRO_EIO, "cannot read the port bound on %s", host);
 	if (ss.ss_family == AF_INET6)
 		srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -429,33 +285,14 @@ static int srv_bind(struct cmi_http_server *srv, const char *host, int port)
 
 static int srv_setup(struct cmi_http_server *srv)
 {
-	struct timeval tv;
-
-	srv->http = evhttp_new(srv->base);
-	srv->adopt_ev = event_new(srv->base, -1, 0, srv_adopt_cb, srv);
+	srv->accept_ev = event_new(srv->base, srv->listen_fd, EV_READ | EV_PERSIST, srv_accept_cb,
+				   srv);
+	srv->accept_retry = evtimer_new(srv->base, srv_accept_retry_cb, srv);
 	srv->reply_ev = event_new(srv->base, -1, 0, cmi_srv_reply_cb, srv);
-	if (srv->http == NULL || srv->adopt_ev == NULL || srv->reply_ev == NULL)
+	srv->reap_ev = event_new(srv->base, -1, 0, srv_reap_cb, srv);
+	if (srv->accept_ev == NULL || srv->accept_retry == NULL || srv->reply_ev == NULL ||
+	    srv->reap_ev == NULL || event_add(srv->accept_ev, NULL) != 0)
 		return cmi_error(CMICRO_ENOMEM, "out of memory creating the HTTP server");
-
-	/* The connection deadline (cmi_srv_conn_arm) closes slow and idle
-	 * clients and logs which they were. evhttp's own timeout, twice as long,
-	 * only bounds a reply write to a client that stops reading, so it must
-	 * not close a connection first and skip that log line. */
-	tv.tv_sec = (time_t)(2LL * srv->opts.read_timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)(2LL * srv->opts.read_timeout_ms % 1000 * 1000);
-	evhttp_set_timeout_tv(srv->http, &tv);
-	evhttp_set_max_body_size(srv->http, (ev_ssize_t)srv->opts.max_body);
-	evhttp_set_max_headers_size(srv->http, (ev_ssize_t)srv->opts.max_headers);
-	/* Every method reaches the handler, which replies 405 itself. */
-	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	/* Read an oversized body to its end before replying 413, so clients
-	 * that send without waiting see the status instead of a reset. */
-	evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_bevcb(srv->http, srv_new_bev, srv);
-	evhttp_set_gencb(srv->http, cmi_srv_request_cb, srv);
 	return 0;
 }
 
@@ -486,13 +323,14 @@ int cmi_http_server_new(struct event_base *base, const struct cmi_http_server_op
 		return CMICRO_ENOMEM;
 	srv->base = base;
 	srv->opts = *opts;
+	srv->listen_fd = -1;
 	srv_apply_defaults(&srv->opts);
 	pthread_mutex_init(&srv->lock, NULL);
 
 	host = (opts->host == NULL || opts->host[0] == '\0') ? "0.0.0.0" : opts->host;
-	rc = srv_setup(srv);
+	rc = srv_bind(srv, host, opts->port);
 	if (rc == 0)
-		rc = srv_bind(srv, host, opts->port);
+		rc = srv_setup(srv);
 	if (rc != 0) {
 		cmi_http_server_free(srv);
 		return rc;
@@ -516,7 +354,7 @@ bool cmi_http_server_flushed(struct cmi_http_server *srv)
 	if (queued)
 		return false;
 	for (const struct srv_conn *c = srv->conns; c != NULL; c = c->next) {
-		if (c->bev != NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		if (!cmi_srv_conn_flushed(c))
 			return false;
 	}
 	return true;
@@ -532,20 +370,21 @@ void cmi_http_server_free(struct cmi_http_server *srv)
 	if (srv == NULL)
 		return;
 	cmi_srv_detach_requests(srv);
-	for (struct srv_conn *c = srv->conns; c != NULL; c = c->next) {
-		if (c->adopted)
-			evhttp_connection_set_closecb(c->evcon, NULL, NULL);
-	}
-	if (srv->http != NULL)
-		evhttp_free(srv->http); /* frees every connection */
 	while (srv->conns != NULL)
-		conn_release(srv->conns);
+		cmi_srv_conn_close(srv->conns);
+	srv_reap_cb(-1, 0, srv);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
 	cmi_srv_log_flush(srv);
 	cmi_http_linger_drop(srv->base);
-	if (srv->adopt_ev != NULL)
-		event_free(srv->adopt_ev);
+	if (srv->accept_ev != NULL)
+		event_free(srv->accept_ev);
+	if (srv->accept_retry != NULL)
+		event_free(srv->accept_retry);
 	if (srv->reply_ev != NULL)
 		event_free(srv->reply_ev);
+	if (srv->reap_ev != NULL)
+		event_free(srv->reap_ev);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

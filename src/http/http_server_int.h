@@ -1,4 +1,4 @@
-/* Private structures of the HTTP server, shared by its two files. */
+/* Private structures of the HTTP server, shared by its files. */
 #ifndef CMICRO_HTTP_SERVER_INT_H
 #define CMICRO_HTTP_SERVER_INT_H
 
@@ -6,11 +6,11 @@
 #include <stdarg.h>
 #include <time.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <openssl/ssl.h>
 
 #include "http/http_head.h"
 #include "http/http_int.h"
+#include "http/http_request_parse.h"
 
 /* Seconds between two log lines of one kind of client problem. */
 #define SRV_LOG_INTERVAL_S 10.0
@@ -39,28 +39,55 @@ struct srv_log_slot {
 	unsigned long suppressed; /* lines left out since then */
 };
 
+enum srv_phase {
+	SRV_HEAD = 0, /* waiting for (the rest of) a request head */
+	SRV_BODY,     /* waiting for the rest of a Content-Length body */
+	SRV_CHUNKED,  /* decoding a chunked body */
+	SRV_BUSY,     /* the handler has the request; its reply has not come */
+	SRV_CLOSING,  /* the last reply is being written, then the connection ends */
+	SRV_DRAIN     /* the write side is shut; input is read and dropped */
+};
+
 /* One accepted connection, owned by the loop thread. */
 struct srv_conn {
 	struct srv_conn *prev, *next;
 	struct cmi_http_server *srv;
-	struct bufferevent *bev;
-	struct evhttp_connection *evcon; /* set once adopted */
-	bool adopted;
-	bool busy;                       /* a request waits for its reply */
+	int fd;
+	SSL *ssl;                /* NULL for plain HTTP */
+	struct event *rev;       /* persistent read event */
+	struct event *wev;       /* added only while a write waits for room */
+	struct event *deadline;  /* closes slow and idle clients */
+	bool rev_added, wev_added;
+	bool read_wants_write;   /* SSL_read needs the socket writable */
+	bool write_wants_read;   /* SSL_write needs the socket readable */
+	bool peer_eof;           /* the client closed its sending side */
+	bool processing;         /* conn_process is on the stack */
+	bool rejecting;          /* the last reply is an error that ends the connection */
+	bool dead;               /* closed; freed once the stack unwinds */
+	enum srv_phase phase;
 	unsigned requests;
-	struct event *deadline;          /* closes a client too slow to send a request */
 	char peer[64];
 
-	/* The strict check of each request head, fed from the input buffer
-	 * before evhttp reads it (see http_head.h). */
-	struct evbuffer_cb_entry *input_cb;
-	struct evbuffer_cb_entry *output_cb; /* logs the errors evhttp sends itself */
-	bool replying;                   /* the server, not evhttp, writes a reply */
-	struct cmi_http_head_scan head;
-	bool scanning;                   /* a request head is expected or arriving */
-	size_t scanned;                  /* bytes at the front of the input already checked */
-	bool rejecting;                  /* the check failed: the reply closes the connection */
-	struct event *reject_ev;         /* sends that reply from the loop */
+	/* Input: the current request starts at in[0]. */
+	char *in;
+	size_t in_cap, in_len;
+	struct cmi_http_head_scan scan;
+	size_t scanned;          /* head bytes already checked */
+	size_t head_len;
+	struct cmi_http_req_head head;
+	size_t body_len;         /* body bytes, decoded, at in + head_len */
+	size_t raw_off;          /* chunked: the next byte to decode */
+	size_t req_end;          /* where the next pipelined request starts */
+	struct cmi_http_chunked chunk;
+	bool continue_sent;
+	/* The byte under the NUL that ends the body while the handler runs. */
+	bool nul_set;
+	char nul_saved;
+	size_t nul_at;
+
+	/* Output: replies not yet written. */
+	char *out;
+	size_t out_cap, out_len, out_off;
 };
 
 /* Returns the decoded value of parameter name in a query string (without
@@ -78,10 +105,15 @@ struct cmi_http_request {
 	struct cmi_http_request *prev, *next; /* in srv->pending */
 	struct cmi_http_request *next_reply;  /* in the reply queue */
 	struct cmi_http_server *srv;          /* NULL once the server is gone */
-	struct evhttp_request *evreq;
-	struct srv_conn *conn;
+	struct srv_conn *conn;                /* NULL once the connection closed */
+	/* Valid while the handler runs: they point into the connection's input. */
+	const struct cmi_http_req_head *head;
+	char *body;
+	size_t body_len;
 	struct srv_query_value *query_values; /* decoded by cmi_http_request_query */
-	bool body_terminated;
+	bool head_only;                       /* a HEAD request: the reply has no body */
+	bool keep_alive;
+	int minor;
 	char peer[64];
 	int status;
 	char *reply_body;
@@ -91,13 +123,15 @@ struct cmi_http_request {
 struct cmi_http_server {
 	struct event_base *base;
 	struct cmi_http_server_opts opts;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
+	int listen_fd;
+	struct event *accept_ev;
+	struct event *accept_retry; /* re-enables accepting after running out of files */
 	int port;
 	struct srv_conn *conns;
 	int n_conns;
-	struct event *adopt_ev;
 	struct event *reply_ev;
+	struct event *reap_ev;      /* frees dead connections */
+	struct srv_conn *dead;      /* closed connections waiting for the reaper */
 
 	/* Guards pending, the reply queue and every request's srv. */
 	pthread_mutex_t lock;
@@ -126,26 +160,30 @@ void cmi_srv_log_key(const char *peer, const char *cause, char *key, size_t size
 /* Logs the count of each category whose suppressed lines were never
  * reported (at server shutdown). */
 void cmi_srv_log_flush(struct cmi_http_server *srv);
-void cmi_srv_adopt_pending(struct cmi_http_server *srv);
-struct srv_conn *cmi_srv_conn_of(struct cmi_http_server *srv, struct evhttp_request *evreq);
+
+/* In http_server_conn.c: one connection's reading, framing and writing. */
+int cmi_srv_conn_open(struct cmi_http_server *srv, int fd, const char *peer);
+/* Closes conn at once (sending close_notify when its handshake was done);
+ * it is freed by the reaper. */
+void cmi_srv_conn_close(struct srv_conn *conn);
+void cmi_srv_conn_free(struct srv_conn *conn);
+/* Appends the reply of the request conn is busy with, and goes on with the
+ * input that followed it. */
+void cmi_srv_conn_replied(struct srv_conn *conn, struct cmi_http_request *req);
+bool cmi_srv_conn_flushed(const struct srv_conn *conn);
+/* (Re)starts the deadline of conn: read_timeout_ms from now. */
 void cmi_srv_conn_arm(struct srv_conn *conn);
-/* Starts checking the request heads of an adopted connection (in
- * http_reject.c, as the functions below), and stops it before it closes. */
-int cmi_srv_conn_watch(struct srv_conn *conn);
-void cmi_srv_conn_unwatch(struct srv_conn *conn);
-/* Starts the check of the next request head at the front of the input. */
-void cmi_srv_conn_expect_head(struct srv_conn *conn);
-/* Sends the rejection of a head that failed the check, after the reply
- * to the previous request, and closes the connection. */
-void cmi_srv_conn_reject(struct srv_conn *conn);
 
 /* In http_request.c. */
-void cmi_srv_request_cb(struct evhttp_request *evreq, void *arg);
+/* Hands the request that conn has framed to the handler. */
+void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn);
 void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg);
 void cmi_srv_detach_requests(struct cmi_http_server *srv);
 /* Clears the connection of the requests that refer to conn, which closes. */
 void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn);
 const char *cmi_srv_status_phrase(int status);
+/* Formats the Date field value, at most once a second. */
+const char *cmi_srv_date(struct cmi_http_server *srv);
 
 /*
  * Logs a rejected request, at most once every SRV_LOG_INTERVAL_S seconds for
@@ -157,11 +195,5 @@ const char *cmi_srv_status_phrase(int status);
 void cmi_http_request_log_rejected(const struct cmi_http_request *req, const char *component,
 				   const char *reason, const char *msg_id, const char *fmt, ...)
 	CMI_PRINTF(5, 6);
-
-/* Moves the OpenSSL errors that the bufferevent kept back onto the
- * thread's error queue, where cmicro_tls_ssl_failure reads them. Returns
- * the SSL_get_error() code libevent recorded with them (SSL_ERROR_SYSCALL
- * for a socket error, whose errno OpenSSL does not queue), or 0. */
-int cmi_http_requeue_ssl_errors(struct bufferevent *bev);
 
 #endif

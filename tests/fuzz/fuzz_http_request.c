@@ -1,4 +1,4 @@
-/* Targets: the subscriber's request path (libevent's HTTP parser, then
+/* Targets: the subscriber's request path (the HTTP server's framing, then
  * cmi_brk_on_request: method, query, envelope decoding, topic and node id
  * checks) of a connected broker, fed raw bytes over a loopback connection.
  * The broker keeps running across inputs; a crash or hang in it fails. */

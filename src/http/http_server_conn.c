@@ -1,0 +1,857 @@
+/*
+ * One server connection: a non-blocking socket, an OpenSSL object driven on
+ * it directly, the framing of requests and the writing of replies. Every
+ * request head passes the strict check of http_head.c before it is parsed.
+ * The socket stays registered for reading only, and the replies of the
+ * requests framed in one pass leave in one write, so a kept-alive
+ * connection costs no epoll_ctl per request.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "http/http_server_int.h"
+
+/* Free room kept in the input for one read; a TLS record is up to 16 KiB. */
+#define SRV_READ_MIN 16384
+/* Bytes of pipelined requests read while the connection waits for a reply;
+ * reading pauses past this. */
+#define SRV_PIPELINE_MAX (64u * 1024)
+/* The longest a rejected or closing client is read from after the last
+ * reply, so that it reads that reply instead of a reset. */
+#define SRV_DRAIN_MS 2000
+#define SRV_DRAIN_BYTES (64u << 20)
+/* Replies gathered from pipelined requests before they are written. */
+#define SRV_OUT_BATCH (64u * 1024)
+
+static void conn_io(evutil_socket_t fd, short what, void *arg);
+static void conn_process(struct srv_conn *conn);
+static bool conn_write(struct srv_conn *conn);
+
+/* ---- buffers ---- */
+
+/* Moves the pointers of the parsed head from the old input to the new. */
+static const char *rebase(const char *p, const char *old, size_t len, const char *new_base)
+{
+	if (p == NULL || (uintptr_t)p < (uintptr_t)old || (uintptr_t)p >= (uintptr_t)old + len)
+		return p; /* a static string such as "/" */
+	return new_base + ((uintptr_t)p - (uintptr_t)old);
+}
+
+/* Makes room for need bytes of input. The parsed head points into the
+ * input, so a move carries those pointers along. */
+static int conn_grow(struct srv_conn *conn, size_t need)
+{
+	size_t cap = conn->in_cap ? conn->in_cap : SRV_READ_MIN;
+	struct cmi_http_req_head *h = &conn->head;
+	char *in;
+
+	if (need <= conn->in_cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	in = malloc(cap);
+	if (in == NULL)
+		return -1;
+	if (conn->in_len > 0)
+		memcpy(in, conn->in, conn->in_len);
+	if (conn->head_len > 0) {
+		h->path = rebase(h->path, conn->in, conn->head_len, in);
+		h->query = rebase(h->query, conn->in, conn->head_len, in);
+		for (unsigned i = 0; i < h->n_fields; i++) {
+			h->fields[i].name = rebase(h->fields[i].name, conn->in, conn->head_len, in);
+			h->fields[i].value = rebase(h->fields[i].value, conn->in, conn->head_len, in);
+		}
+	}
+	free(conn->in);
+	conn->in = in;
+	conn->in_cap = cap;
+	return 0;
+}
+
+static int out_reserve(struct srv_conn *conn, size_t n)
+{
+	size_t cap = conn->out_cap ? conn->out_cap : 1024;
+	char *out;
+
+	if (conn->out_len + n <= conn->out_cap)
+		return 0;
+	while (cap < conn->out_len + n)
+		cap *= 2;
+	out = realloc(conn->out, cap);
+	if (out == NULL)
+		return -1;
+	conn->out = out;
+	conn->out_cap = cap;
+	return 0;
+}
+
+static void out_put(struct srv_conn *conn, const char *s, size_t n)
+{
+	memcpy(conn->out + conn->out_len, s, n);
+	conn->out_len += n;
+}
+
+static void out_str(struct srv_conn *conn, const char *s)
+{
+	out_put(conn, s, strlen(s));
+}
+
+static void out_uint(struct srv_conn *conn, size_t v)
+{
+	char digits[24];
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	out_put(conn, digits + n, sizeof(digits) - n);
+}
+
+/* Appends a whole reply. The head is at most a few hundred bytes. */
+static int out_reply(struct srv_conn *conn, int status, const char *content_type,
+		     const char *body, bool head_only, const char *connection, bool allow)
+{
+	size_t body_len = body ? strlen(body) + 1 : 0;
+
+	if (out_reserve(conn, 512 + (head_only ? 0 : body_len)) != 0)
+		return -1;
+	out_str(conn, "HTTP/1.1 ");
+	out_uint(conn, (size_t)status);
+	out_str(conn, " ");
+	out_str(conn, cmi_srv_status_phrase(status));
+	out_str(conn, "\r\nDate: ");
+	out_str(conn, cmi_srv_date(conn->srv));
+	out_str(conn, "\r\nContent-Length: ");
+	out_uint(conn, body_len);
+	if (body != NULL) {
+		out_str(conn, "\r\nContent-Type: ");
+		out_str(conn, content_type ? content_type : "text/plain; charset=utf-8");
+	}
+	if (allow)
+		out_str(conn, "\r\nAllow: POST");
+	if (connection != NULL) {
+		out_str(conn, "\r\nConnection: ");
+		out_str(conn, connection);
+	}
+	out_str(conn, "\r\n\r\n");
+	if (body != NULL && !head_only) {
+		out_put(conn, body, body_len - 1);
+		out_put(conn, "\n", 1);
+	}
+	return 0;
+}
+
+bool cmi_srv_conn_flushed(const struct srv_conn *conn)
+{
+	return conn->out_off == conn->out_len;
+}
+
+/* ---- events ---- */
+
+static void conn_want_write(struct srv_conn *conn, bool on)
+{
+	if (on == conn->wev_added)
+		return;
+	if (on)
+		event_add(conn->wev, NULL);
+	else
+		event_del(conn->wev);
+	conn->wev_added = on;
+}
+
+static void conn_want_read(struct srv_conn *conn, bool on)
+{
+	if (on == conn->rev_added)
+		return;
+	if (on)
+		event_add(conn->rev, NULL);
+	else
+		event_del(conn->rev);
+	conn->rev_added = on;
+}
+
+void cmi_srv_conn_arm(struct srv_conn *conn)
+{
+	int ms = conn->srv->opts.read_timeout_ms;
+	struct timeval tv;
+
+	if (conn->phase == SRV_DRAIN && ms > SRV_DRAIN_MS)
+		ms = SRV_DRAIN_MS;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(conn->deadline, &tv);
+}
+
+void cmi_srv_conn_close(struct srv_conn *conn)
+{
+	struct cmi_http_server *srv = conn->srv;
+
+	if (conn->dead)
+		return;
+	conn->dead = true;
+	/* close_notify tells the client the end is not a cut, and lets OpenSSL
+	 * clients keep the session for resumption (RFC 8446, 6.1). */
+	if (conn->ssl != NULL && SSL_is_init_finished(conn->ssl) && conn->phase != SRV_DRAIN)
+		SSL_shutdown(conn->ssl);
+	ERR_clear_error();
+	event_del(conn->rev);
+	event_del(conn->wev);
+	event_del(conn->deadline);
+	if (conn->fd >= 0)
+		close(conn->fd);
+	conn->fd = -1;
+	cmi_srv_forget_conn(srv, conn);
+	if (conn->prev != NULL)
+		conn->prev->next = conn->next;
+	else
+		srv->conns = conn->next;
+	if (conn->next != NULL)
+		conn->next->prev = conn->prev;
+	srv->n_conns--;
+	conn->prev = NULL;
+	conn->next = srv->dead;
+	srv->dead = conn;
+	event_active(srv->reap_ev, 0, 0);
+}
+
+void cmi_srv_conn_free(struct srv_conn *conn)
+{
+	if (conn->rev != NULL)
+		event_free(conn->rev);
+	if (conn->wev != NULL)
+		event_free(conn->wev);
+	if (conn->deadline != NULL)
+		event_free(conn->deadline);
+	SSL_free(conn->ssl);
+	if (conn->fd >= 0)
+		close(conn->fd);
+	free(conn->in);
+	free(conn->out);
+	free(conn);
+}
+
+/* ---- ending a connection ---- */
+
+/* The TLS handshake failed: logs why (once per client host and reason),
+ * and leaves the socket lingering so that the client reads the alert. */
+static void conn_handshake_failed(struct srv_conn *conn)
+{
+	struct cmicro_tls_verdict verdict;
+	char key[96];
+
+	if (SSL_in_before(conn->ssl)) {
+		/* Closed or broken before a byte of handshake: a port probe. */
+		cmi_srv_conn_close(conn);
+		return;
+	}
+	memset(&verdict, 0, sizeof(verdict));
+	cmicro_tls_ssl_failure(conn->ssl, &verdict);
+	cmi_srv_log_key(conn->peer, cmicro_tls_reason_name(verdict.reason), key, sizeof(key));
+	cmi_srv_log_keyed(conn->srv, SRV_LOG_HANDSHAKE, key, "HTTP-TLS-HANDSHAKE",
+			  "TLS handshake with client %s failed: %s", conn->peer,
+			  verdict.message[0] ? verdict.message : "the client closed the connection");
+	event_del(conn->rev);
+	event_del(conn->wev);
+	if (cmi_http_linger(conn->srv->base, conn->fd))
+		conn->fd = -1;
+	conn->phase = SRV_DRAIN; /* no close_notify after a failed handshake */
+	cmi_srv_conn_close(conn);
+}
+
+/* The last reply is written: shuts the sending side and reads what the
+ * client still sends, so that it reads the reply instead of a reset. */
+static void conn_closing_written(struct srv_conn *conn)
+{
+	if (conn->peer_eof) {
+		cmi_srv_conn_close(conn);
+		return;
+	}
+	if (conn->ssl != NULL && SSL_is_init_finished(conn->ssl))
+		SSL_shutdown(conn->ssl);
+	ERR_clear_error();
+	shutdown(conn->fd, SHUT_WR);
+	conn->phase = SRV_DRAIN;
+	conn->in_len = 0;
+	conn_want_read(conn, true);
+	cmi_srv_conn_arm(conn);
+}
+
+/* Replies status with reason and ends the connection after it. A request
+ * still waiting for its reply goes first: this runs only between requests. */
+static void conn_reject(struct srv_conn *conn, int status, const char *reason)
+{
+	char key[160];
+
+	cmi_srv_log_key(conn->peer, reason, key, sizeof(key));
+	cmi_srv_log_keyed(conn->srv, SRV_LOG_REQUEST, key, "HTTP-BAD-REQUEST",
+			  "rejected a request from %s with %d: %s", conn->peer, status, reason);
+	conn->rejecting = true;
+	conn->phase = SRV_CLOSING;
+	conn->in_len = 0;
+	conn->head_len = 0;
+	if (out_reply(conn, status, NULL, reason, false, "close", false) != 0) {
+		cmi_srv_conn_close(conn);
+		return;
+	}
+	/* The deadline now bounds the write to a client that stops reading. */
+	cmi_srv_conn_arm(conn);
+}
+
+static void conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_conn *conn = arg;
+	char key[160];
+
+	(void)fd;
+	(void)what;
+	if (conn->phase == SRV_BUSY)
+		return;
+	if (conn->phase == SRV_CLOSING && conn->rejecting) {
+		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-REJECT-TIMEOUT",
+			"client %s did not read the rejection within %d ms; closing the connection",
+			conn->peer, conn->srv->opts.read_timeout_ms);
+	} else if (conn->phase == SRV_CLOSING || conn->phase == SRV_DRAIN ||
+		   !cmi_srv_conn_flushed(conn)) {
+		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-CLOSE",
+			"closing the connection of client %s", conn->peer);
+	} else if (conn->requests > 0 && conn->phase == SRV_HEAD && conn->in_len == 0) {
+		/* A keep-alive connection idle after its requests is closed without a
+		 * warning: only a client that started a request and stalled is worth
+		 * one. */
+		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-IDLE-CLOSE",
+			"closing the idle connection of client %s after %d ms", conn->peer,
+			conn->srv->opts.read_timeout_ms);
+	} else {
+		cmi_srv_log_key(conn->peer, "slow client", key, sizeof(key));
+		cmi_srv_log_keyed(conn->srv, SRV_LOG_SLOW, key, "HTTP-SLOW-CLIENT",
+				  "client %s sent no complete request within %d ms; closing the "
+				  "connection",
+				  conn->peer, conn->srv->opts.read_timeout_ms);
+	}
+	cmi_srv_conn_close(conn);
+}
+
+/* ---- framing ---- */
+
+/* Puts back the byte that the body's terminating NUL covered. */
+static void conn_unterminate(struct srv_conn *conn)
+{
+	if (conn->nul_set)
+		conn->in[conn->nul_at] = conn->nul_saved;
+	conn->nul_set = false;
+}
+
+/* Hands the framed request to the handler. The body is NUL-terminated for
+ * the handler's parsers; the byte under that NUL may belong to the next
+ * request and is put back after. */
+static void conn_dispatch(struct srv_conn *conn)
+{
+	size_t end = conn->head_len + conn->body_len;
+
+	if (conn_grow(conn, end + 1) != 0) {
+		conn_reject(conn, 503, "out of memory reading the request; retry later");
+		return;
+	}
+	conn->phase = SRV_BUSY;
+	event_del(conn->deadline);
+	conn->nul_set = end < conn->in_len;
+	conn->nul_at = end;
+	conn->nul_saved = conn->in[end];
+	conn->in[end] = '\0';
+	cmi_srv_dispatch(conn->srv, conn);
+	conn_unterminate(conn);
+}
+
+/* Starts the body of a parsed head, or dispatches a request without one. */
+static void conn_head_done(struct srv_conn *conn)
+{
+	const struct cmi_http_req_head *h = &conn->head;
+	char text[160];
+
+	conn->requests++;
+	if (h->chunked) {
+		conn->phase = SRV_CHUNKED;
+		conn->raw_off = conn->head_len;
+		cmi_http_chunked_init(&conn->chunk);
+	} else if (h->has_length && h->length > 0) {
+		if (h->length > conn->srv->opts.max_body) {
+			cmi_fmt(text, sizeof(text),
+				"body over the size limit of %zu bytes (Payload Too Large); send "
+				"smaller messages",
+				conn->srv->opts.max_body);
+			conn_reject(conn, 413, text);
+			return;
+		}
+		conn->phase = SRV_BODY;
+		if (conn_grow(conn, conn->head_len + (size_t)h->length + 1) != 0) {
+			conn_reject(conn, 503, "out of memory reading the request; retry later");
+			return;
+		}
+	} else {
+		conn->req_end = conn->head_len;
+		conn_dispatch(conn);
+		return;
+	}
+	if (h->expect_continue && conn->in_len == conn->head_len && !conn->continue_sent &&
+	    out_reserve(conn, 32) == 0) {
+		out_str(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+		conn->continue_sent = true;
+	}
+}
+
+/* Checks and parses the head at the front of the input. Returns false
+ * when more bytes are needed. */
+static bool conn_head(struct srv_conn *conn)
+{
+	size_t max = conn->srv->opts.max_headers, used = 0;
+	enum cmi_http_head_result rc;
+	char text[160];
+	int status;
+
+	if (conn->scanned == conn->in_len)
+		return false;
+	rc = cmi_http_head_feed(&conn->scan, conn->in + conn->scanned,
+				conn->in_len - conn->scanned, &used);
+	conn->scanned += used;
+	if (rc == CMI_HTTP_HEAD_BAD) {
+		conn_reject(conn, conn->scan.status, conn->scan.reason);
+		return true;
+	}
+	if (conn->scanned > max) {
+		cmi_fmt(text, sizeof(text), "request head over the size limit of %zu bytes; send "
+					    "shorter header fields and request target",
+			max);
+		conn_reject(conn, 431, text);
+		return true;
+	}
+	if (rc == CMI_HTTP_HEAD_MORE)
+		return false;
+	conn->head_len = conn->scanned;
+	status = cmi_http_req_head_parse(conn->in, conn->head_len, &conn->head);
+	if (status != 0) {
+		conn->head_len = 0;
+		conn_reject(conn, status, conn->head.reason);
+		return true;
+	}
+	conn_head_done(conn);
+	return true;
+}
+
+static bool conn_body(struct srv_conn *conn)
+{
+	size_t end = conn->head_len + (size_t)conn->head.length;
+
+	if (conn->in_len < end)
+		return false;
+	conn->body_len = (size_t)conn->head.length;
+	conn->req_end = end;
+	conn_dispatch(conn);
+	return true;
+}
+
+/* Decodes what arrived of a chunked body in place: the data moves to
+ * just after the head, over the framing bytes already read. */
+static bool conn_chunked(struct srv_conn *conn)
+{
+	size_t max = conn->srv->opts.max_body;
+	char text[160];
+
+	while (conn->raw_off < conn->in_len) {
+		size_t used, off, n;
+		enum cmi_http_chunk_result rc =
+			cmi_http_chunked_feed(&conn->chunk, conn->in + conn->raw_off,
+					      conn->in_len - conn->raw_off, &used, &off, &n);
+
+		if (rc == CMI_HTTP_CHUNK_BAD) {
+			conn_reject(conn, 400, conn->chunk.reason);
+			return true;
+		}
+		if (conn->body_len + n > max) {
+			cmi_fmt(text, sizeof(text),
+				"body over the size limit of %zu bytes (Payload Too Large); send "
+				"smaller messages",
+				max);
+			conn_reject(conn, 413, text);
+			return true;
+		}
+		memmove(conn->in + conn->head_len + conn->body_len, conn->in + conn->raw_off + off, n);
+		conn->body_len += n;
+		conn->raw_off += used;
+		if (rc == CMI_HTTP_CHUNK_DONE) {
+			conn->req_end = conn->raw_off;
+			conn_dispatch(conn);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Drops the request just answered from the input and makes ready for the
+ * next one, which may be there already. */
+static void conn_next_request(struct srv_conn *conn, bool keep_alive)
+{
+	size_t rest = conn->in_len - conn->req_end;
+
+	conn_unterminate(conn);
+	memmove(conn->in, conn->in + conn->req_end, rest);
+	conn->in_len = rest;
+	conn->head_len = conn->body_len = conn->raw_off = conn->req_end = 0;
+	conn->scanned = 0;
+	conn->continue_sent = false;
+	cmi_http_head_init(&conn->scan, 0);
+	conn->phase = keep_alive ? SRV_HEAD : SRV_CLOSING;
+	if (!keep_alive)
+		conn->in_len = 0;
+	/* A large body leaves a large buffer; an idle connection keeps less. */
+	if (conn->in_cap > 4 * SRV_READ_MIN && conn->in_len == 0) {
+		free(conn->in);
+		conn->in = NULL;
+		conn->in_cap = 0;
+	}
+	cmi_srv_conn_arm(conn);
+	if (!conn->peer_eof && keep_alive)
+		conn_want_read(conn, true);
+}
+
+void cmi_srv_conn_replied(struct srv_conn *conn, struct cmi_http_request *req)
+{
+	const char *connection = NULL;
+	bool keep = req->keep_alive && !conn->peer_eof;
+
+	if (conn->dead || conn->phase != SRV_BUSY)
+		return;
+	if (!keep)
+		connection = "close";
+	else if (req->minor == 0)
+		connection = "keep-alive";
+	if (out_reply(conn, req->status, req->content_type, req->reply_body, req->head_only,
+		      connection, req->status == 405) != 0) {
+		cmi_srv_conn_close(conn);
+		return;
+	}
+	conn_next_request(conn, keep);
+	/* Inside the handler's call the framing loop goes on by itself. */
+	if (!conn->processing)
+		conn_process(conn);
+}
+
+/* True while a write waits for the socket: framing more replies waits too. */
+static bool conn_write_blocked(const struct srv_conn *conn)
+{
+	return conn->wev_added || conn->write_wants_read;
+}
+
+/* Frames requests until one waits for its reply or for more input. Returns
+ * true when it stopped only because enough replies wait to be written. */
+static bool conn_frame(struct srv_conn *conn)
+{
+	bool progress = true;
+
+	while (progress && !conn->dead) {
+		if (conn->out_len - conn->out_off >= SRV_OUT_BATCH)
+			return true;
+		switch (conn->phase) {
+		case SRV_HEAD:
+			progress = conn_head(conn);
+			break;
+		case SRV_BODY:
+			progress = conn_body(conn);
+			break;
+		case SRV_CHUNKED:
+			progress = conn_chunked(conn);
+			break;
+		default:
+			progress = false;
+			break;
+		}
+	}
+	return false;
+}
+
+/* Frames what the input holds and writes the replies, which for the
+ * requests of one pass leave together. */
+static void conn_process(struct srv_conn *conn)
+{
+	if (conn->processing || conn->dead || conn_write_blocked(conn))
+		return;
+	conn->processing = true;
+	for (;;) {
+		bool more = conn_frame(conn);
+
+		if (conn->dead || !conn_write(conn))
+			break;
+		if (conn->phase == SRV_CLOSING) {
+			conn_closing_written(conn);
+			break;
+		}
+		if (!more)
+			break;
+	}
+	conn->processing = false;
+	/* The client closed its side with a request still incomplete. */
+	if (!conn->dead && conn->peer_eof && conn->phase <= SRV_CHUNKED &&
+	    cmi_srv_conn_flushed(conn))
+		cmi_srv_conn_close(conn);
+}
+
+/* ---- socket I/O ---- */
+
+/* After a fatal error, such as a client that closes without close_notify,
+ * SSL_is_init_finished is false even when the handshake had finished. The
+ * client's Finished message tells. */
+static bool conn_handshake_done(const struct srv_conn *conn)
+{
+	unsigned char finished[64];
+
+	return SSL_get_peer_finished(conn->ssl, finished, sizeof(finished)) > 0;
+}
+
+/* Reads into buf; returns the bytes read, 0 when nothing can be read now,
+ * or -1 when the connection ended (closed by the peer or failed). */
+static ssize_t conn_recv(struct srv_conn *conn, char *buf, size_t len)
+{
+	ssize_t n;
+
+	ERR_clear_error();
+	if (conn->ssl != NULL) {
+		int r = SSL_read(conn->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+		int e;
+
+		if (r > 0)
+			return r;
+		e = SSL_get_error(conn->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			return 0;
+		if (e == SSL_ERROR_WANT_WRITE) {
+			conn->read_wants_write = true;
+			conn_want_write(conn, true);
+			return 0;
+		}
+		if (!conn_handshake_done(conn)) {
+			conn_handshake_failed(conn);
+			return -2;
+		}
+		return -1;
+	}
+	do {
+		n = recv(conn->fd, buf, len, 0);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return -1;
+}
+
+/* Reads and drops what a closing client still sends. */
+static void conn_drain(struct srv_conn *conn)
+{
+	char buf[16384];
+
+	for (size_t total = 0; total < SRV_DRAIN_BYTES && !conn->dead;) {
+		ssize_t n = conn_recv(conn, buf, sizeof(buf));
+
+		if (n == 0)
+			return;
+		if (n < 0) {
+			cmi_srv_conn_close(conn);
+			return;
+		}
+		total += (size_t)n;
+	}
+	cmi_srv_conn_close(conn);
+}
+
+/* True when the framing loop cannot take more input now. */
+static bool conn_blocked(const struct srv_conn *conn)
+{
+	return conn->phase == SRV_BUSY || conn->phase == SRV_CLOSING || conn_write_blocked(conn);
+}
+
+static void conn_read(struct srv_conn *conn)
+{
+	conn->read_wants_write = false;
+	if (conn->phase == SRV_DRAIN) {
+		conn_drain(conn);
+		return;
+	}
+	while (!conn->dead) {
+		ssize_t n;
+
+		if (conn_blocked(conn) && conn->in_len >= conn->req_end + SRV_PIPELINE_MAX) {
+			conn_want_read(conn, false); /* resumed with the next request */
+			return;
+		}
+		if (conn_grow(conn, conn->in_len + SRV_READ_MIN) != 0) {
+			cmi_srv_conn_close(conn);
+			return;
+		}
+		n = conn_recv(conn, conn->in + conn->in_len, conn->in_cap - conn->in_len);
+		if (n == 0)
+			return;
+		if (n == -2)
+			return; /* a failed handshake, handled */
+		if (n < 0) {
+			conn->peer_eof = true;
+			conn_want_read(conn, false);
+			if (conn->phase == SRV_CLOSING || conn->phase == SRV_BUSY)
+				return; /* the reply still goes out */
+			conn_process(conn);
+			return;
+		}
+		conn->in_len += (size_t)n;
+		if (!conn_blocked(conn))
+			conn_process(conn);
+		/* Level-triggered epoll reports bytes left in the socket again, but
+		 * not records OpenSSL already read ahead. */
+		if (conn->ssl == NULL || !SSL_has_pending(conn->ssl))
+			return;
+	}
+}
+
+/* Writes the replies waiting. Returns true when all are written. */
+static bool conn_write(struct srv_conn *conn)
+{
+	conn->write_wants_read = false;
+	while (conn->out_off < conn->out_len) {
+		size_t left = conn->out_len - conn->out_off;
+		ssize_t n;
+
+		ERR_clear_error();
+		if (conn->ssl != NULL) {
+			int r = SSL_write(conn->ssl, conn->out + conn->out_off,
+					  left > INT32_MAX ? INT32_MAX : (int)left);
+
+			if (r <= 0) {
+				int e = SSL_get_error(conn->ssl, r);
+
+				if (e == SSL_ERROR_WANT_WRITE)
+					conn_want_write(conn, true);
+				else if (e == SSL_ERROR_WANT_READ)
+					conn->write_wants_read = true;
+				else
+					cmi_srv_conn_close(conn);
+				return false;
+			}
+			n = r;
+		} else {
+			n = send(conn->fd, conn->out + conn->out_off, left, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					conn_want_write(conn, true);
+				else
+					cmi_srv_conn_close(conn);
+				return false;
+			}
+		}
+		conn->out_off += (size_t)n;
+	}
+	conn->out_off = conn->out_len = 0;
+	if (!conn->read_wants_write)
+		conn_want_write(conn, false);
+	return true;
+}
+
+/* A write that waited is done: the closing goes on, or the framing of the
+ * requests that waited for it. */
+static void conn_written(struct srv_conn *conn)
+{
+	if (conn->phase == SRV_CLOSING)
+		conn_closing_written(conn);
+	else if (conn->phase != SRV_DRAIN)
+		conn_process(conn);
+}
+
+static void conn_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_conn *conn = arg;
+
+	(void)fd;
+	if ((what & EV_WRITE) && !conn->dead) {
+		if (conn->read_wants_write)
+			conn_read(conn);
+		if (!conn->dead && conn->out_off < conn->out_len) {
+			if (conn_write(conn))
+				conn_written(conn);
+		} else if (!conn->dead && !conn->read_wants_write)
+			conn_want_write(conn, false);
+	}
+	if ((what & EV_READ) && !conn->dead) {
+		if (conn->write_wants_read && conn_write(conn))
+			conn_written(conn);
+		if (!conn->dead)
+			conn_read(conn);
+	}
+}
+
+/* ---- opening ---- */
+
+static int conn_tls(struct cmi_http_server *srv, struct srv_conn *conn)
+{
+	char host[64];
+	int port;
+	int rc = cmicro_tls_ssl_new(srv->opts.tls, NULL, "incoming client", &conn->ssl);
+
+	if (rc != 0)
+		return rc;
+	if (SSL_set_fd(conn->ssl, conn->fd) != 1)
+		return cmi_error_ossl(CMICRO_ECRYPTO, "cannot attach TLS to the connection of %s",
+				      conn->peer);
+	SSL_set_accept_state(conn->ssl);
+	SSL_set_mode(conn->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read(2) takes a whole record, header and body, and often the
+	 * next records too; conn_read asks SSL_has_pending for those. */
+	SSL_set_read_ahead(conn->ssl, 1);
+	/* Findings name the client by its host only: its port changes with
+	 * every connection, which would defeat logging each peer once. */
+	if (cmi_http_split_address(conn->peer, host, sizeof(host), &port) != 0) {
+		cmi_error_clear();
+		cmi_fmt(host, sizeof(host), "%s", conn->peer);
+	}
+	if (cmi_tls_ssl_set_peer(conn->ssl, host, NULL) != 0)
+		cmi_error_clear();
+	return 0;
+}
+
+int cmi_srv_conn_open(struct cmi_http_server *srv, int fd, const char *peer)
+{
+	struct srv_conn *conn = calloc(1, sizeof(*conn));
+	int rc = 0;
+
+	if (conn == NULL)
+		return cmi_error(CMICRO_ENOMEM, "out of memory accepting a connection");
+	conn->srv = srv;
+	conn->fd = fd;
+	cmi_fmt(conn->peer, sizeof(conn->peer), "%s", peer);
+	cmi_http_head_init(&conn->scan, 0);
+	conn->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_io, conn);
+	conn->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, conn_io, conn);
+	conn->deadline = event_new(srv->base, -1, 0, conn_deadline, conn);
+	if (conn->rev == NULL || conn->wev == NULL || conn->deadline == NULL)
+		rc = cmi_error(CMICRO_ENOMEM, "out of memory accepting a connection");
+	else if (srv->opts.tls != NULL)
+		rc = conn_tls(srv, conn);
+	if (rc != 0) {
+		conn->fd = -1; /* the caller closes it */
+		cmi_srv_conn_free(conn);
+		return rc;
+	}
+	conn->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = conn;
+	srv->conns = conn;
+	srv->n_conns++;
+	conn_want_read(conn, true);
+	cmi_srv_conn_arm(conn);
+	return 0;
+}
