@@ -2,10 +2,12 @@
  * cmicro_bench_pub CA CERT KEY REGISTRY TOPIC COUNT SIZE INFLIGHT TIMEOUT_S
  *
  * Publishes COUNT messages of SIZE bytes to TOPIC, keeping INFLIGHT of them
- * in flight: a new message is published only when the result of an earlier
- * one (every subscriber returned 2xx, or the first attempt failed) came back
- * through cmicro_broker_publish_notify. Prints "PUB ok=N failed=N" on
- * standard error. Gives up after TIMEOUT_S seconds.
+ * in flight: the main thread publishes the first INFLIGHT, and each result
+ * that comes back through cmicro_broker_publish_notify (every subscriber
+ * returned 2xx, or the first attempt failed) publishes the next message
+ * from the callback, on the broker's I/O thread, as an event-driven service
+ * would. Prints "PUB ok=N failed=N" on standard error. Gives up after
+ * TIMEOUT_S seconds.
  */
 #include <pthread.h>
 
@@ -15,66 +17,86 @@
 struct pub_state {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	long inflight;
+	struct cmicro_broker *broker;
+	const char *topic;
+	struct cmicro_message *msg; /* used on the I/O thread only */
+	unsigned char *body;
+	size_t size;
+	long count;
+	long published;
 	long ok;
 	long failed;
+	int error; /* the first publish that failed */
 };
 
-/* Runs on the broker's I/O thread, so it only counts and wakes main. */
+static void pub_done(void *user, const struct cmicro_publish_result *result);
+
+/* Publishes the next message (lock held). Returns false when all are out
+ * or publishing failed. */
+static bool pub_next(struct pub_state *st, struct cmicro_message *msg, unsigned char *body)
+{
+	int rc;
+
+	if (st->published >= st->count || st->error != 0)
+		return false;
+	bench_stamp(body);
+	rc = cmicro_message_set_body(msg, body, st->size);
+	if (rc == 0)
+		rc = cmicro_broker_publish_notify(st->broker, st->topic, msg, pub_done, st);
+	if (rc != 0) {
+		st->error = rc;
+		bench_fail("publish", rc);
+		return false;
+	}
+	st->published++;
+	return true;
+}
+
+/* Runs on the broker's I/O thread: counts the result and publishes the
+ * next message in its place. */
 static void pub_done(void *user, const struct cmicro_publish_result *result)
 {
 	struct pub_state *st = user;
 
 	pthread_mutex_lock(&st->lock);
-	st->inflight--;
 	if (result->err == 0 && result->received == result->targets)
 		st->ok++;
 	else
 		st->failed++;
-	pthread_cond_signal(&st->cond);
+	pub_next(st, st->msg, st->body);
+	if (st->ok + st->failed >= st->published)
+		pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 }
 
-/* Waits until fewer than max messages are in flight; false on timeout. */
-static bool pub_wait_below(struct pub_state *st, long max, const struct timespec *deadline)
+static int pub_run(struct pub_state *st, long inflight, long timeout_s)
 {
-	bool ok = true;
-
-	pthread_mutex_lock(&st->lock);
-	while (st->inflight >= max && ok)
-		ok = pthread_cond_timedwait(&st->cond, &st->lock, deadline) == 0;
-	if (st->inflight < max)
-		st->inflight++;
-	pthread_mutex_unlock(&st->lock);
-	return ok;
-}
-
-static int pub_run(struct cmicro_broker *b, const char *topic, long count, size_t size,
-		   long inflight, long timeout_s, struct pub_state *st)
-{
-	struct cmicro_message *msg = NULL;
-	unsigned char *body = bench_payload_new(size);
+	struct cmicro_message *first = NULL;
+	unsigned char *body = bench_payload_new(st->size);
 	struct timespec deadline;
-	int rc = body == NULL ? CMICRO_ENOMEM : cmicro_message_new(&msg);
+	int rc = body == NULL ? CMICRO_ENOMEM : cmicro_message_new(&first);
 
+	st->body = bench_payload_new(st->size);
+	if (rc == 0 && st->body == NULL)
+		rc = CMICRO_ENOMEM;
+	if (rc == 0)
+		rc = cmicro_message_new(&st->msg);
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += timeout_s;
-	for (long i = 0; rc == 0 && i < count; i++) {
-		if (!pub_wait_below(st, inflight, &deadline)) {
-			fprintf(stderr, "bench: timed out after %ld messages\n", i);
-			rc = CMICRO_ETIMEDOUT;
-			break;
-		}
-		bench_stamp(body);
-		rc = cmicro_message_set_body(msg, body, size);
-		if (rc == 0)
-			rc = cmicro_broker_publish_notify(b, topic, msg, pub_done, st);
-		if (rc != 0)
-			bench_fail("publish", rc);
-	}
-	if (rc == 0 && !pub_wait_below(st, 1, &deadline))
+	pthread_mutex_lock(&st->lock);
+	for (long i = 0; rc == 0 && i < inflight && pub_next(st, first, body); i++)
+		;
+	while (rc == 0 && st->ok + st->failed < st->published &&
+	       pthread_cond_timedwait(&st->cond, &st->lock, &deadline) == 0)
+		;
+	if (rc == 0 && st->error != 0)
+		rc = st->error;
+	if (rc == 0 && st->ok + st->failed < st->count) {
+		fprintf(stderr, "bench: timed out after %ld messages\n", st->ok + st->failed);
 		rc = CMICRO_ETIMEDOUT;
-	cmicro_message_free(msg);
+	}
+	pthread_mutex_unlock(&st->lock);
+	cmicro_message_free(first);
 	free(body);
 	return rc;
 }
@@ -104,10 +126,15 @@ int main(int argc, char **argv)
 	if (bench_broker_start(&files, argv[4], &b) != 0)
 		return 2;
 
-	rc = pub_run(b, argv[5], count, (size_t)size, inflight, timeout_s, &st);
-	pthread_mutex_lock(&st.lock);
-	fprintf(stderr, "PUB ok=%ld failed=%ld\n", st.ok, st.failed);
-	pthread_mutex_unlock(&st.lock);
+	st.broker = b;
+	st.topic = argv[5];
+	st.count = count;
+	st.size = (size_t)size;
+	rc = pub_run(&st, inflight, timeout_s);
+	/* Freeing the broker first ends the callbacks that use st. */
 	cmicro_broker_free(b);
+	fprintf(stderr, "PUB ok=%ld failed=%ld\n", st.ok, st.failed);
+	cmicro_message_free(st.msg);
+	free(st.body);
 	return rc == 0 && st.failed == 0 ? 0 : 1;
 }

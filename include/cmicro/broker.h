@@ -313,8 +313,10 @@ struct cmicro_publish_result {
 };
 
 /* Receives a publish result, on the broker's I/O thread: it must return
- * quickly and must not call back into the same broker's publish or
- * disconnect. result is borrowed for the call. */
+ * quickly and must not disconnect or free the broker. It may publish: the
+ * new message leaves after the callback returns, so a callback that
+ * publishes the next message keeps a fixed number in flight. result is
+ * borrowed for the call. */
 typedef void (*cmicro_publish_fn)(void *user, const struct cmicro_publish_result *result);
 
 /* A handle on one published message; released with cmicro_publication_free. */
