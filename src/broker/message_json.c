@@ -15,7 +15,6 @@
 #include <strings.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "broker/broker_int.h"
 #include "broker/message_json_int.h"
@@ -177,7 +176,7 @@ static void env_write(char *out, const struct cmicro_message *msg, const char *t
 		out = env_put_string(out, value);
 	}
 	out = env_put(out, ENV_LIT(ENV_BODY_OPEN));
-	out += EVP_EncodeBlock((unsigned char *)out, msg->body, (int)msg->body_len);
+	out += cmi_b64_encode(out, msg->body, msg->body_len);
 	out = env_put(out, ENV_LIT(ENV_CLOSE));
 	*out = '\0';
 }
@@ -193,7 +192,7 @@ bool cmi_topic_valid(const char *topic)
 	return j != NULL;
 }
 
-/* Largest body EVP_EncodeBlock takes: its lengths are ints. */
+/* Largest body encoded: 1 GiB, whose envelope size cannot overflow. */
 #define ENV_BODY_MAX ((size_t)0x3fffffff)
 
 int cmi_message_encode(const struct cmicro_message *msg, const char *topic, char **json,
@@ -227,20 +226,6 @@ int cmi_message_encode(const struct cmicro_message *msg, const char *topic, char
 	return 0;
 }
 
-const bool cmi_b64_alphabet[256] = {
-	['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true, ['F'] = true,
-	['G'] = true, ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true, ['L'] = true,
-	['M'] = true, ['N'] = true, ['O'] = true, ['P'] = true, ['Q'] = true, ['R'] = true,
-	['S'] = true, ['T'] = true, ['U'] = true, ['V'] = true, ['W'] = true, ['X'] = true,
-	['Y'] = true, ['Z'] = true, ['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true,
-	['e'] = true, ['f'] = true, ['g'] = true, ['h'] = true, ['i'] = true, ['j'] = true,
-	['k'] = true, ['l'] = true, ['m'] = true, ['n'] = true, ['o'] = true, ['p'] = true,
-	['q'] = true, ['r'] = true, ['s'] = true, ['t'] = true, ['u'] = true, ['v'] = true,
-	['w'] = true, ['x'] = true, ['y'] = true, ['z'] = true, ['0'] = true, ['1'] = true,
-	['2'] = true, ['3'] = true, ['4'] = true, ['5'] = true, ['6'] = true, ['7'] = true,
-	['8'] = true, ['9'] = true, ['+'] = true, ['/'] = true,
-};
-
 /* Copies in without CR and LF into a new buffer. */
 static char *b64_strip_line_breaks(const char *in, size_t len, size_t *out_len)
 {
@@ -255,54 +240,6 @@ static char *b64_strip_line_breaks(const char *in, size_t len, size_t *out_len)
 	}
 	*out_len = n;
 	return clean;
-}
-
-/* Checks n characters of base64 and returns how many of them are trailing
- * padding, or -1 when they are not standard base64 with padding. */
-static long b64_check(const char *text, size_t n)
-{
-	size_t pad = 0;
-
-	if (n % 4 != 0 || n > (size_t)0x7ffffff0)
-		return -1;
-	while (pad < 2 && pad < n && text[n - 1 - pad] == '=')
-		pad++;
-	for (size_t i = 0; i < n - pad; i++) {
-		if (!cmi_b64_alphabet[(unsigned char)text[i]])
-			return -1;
-	}
-	return (long)pad;
-}
-
-int cmi_b64_decode_plain(const char *text, size_t n, unsigned char **out, size_t *out_len)
-{
-	long pad = b64_check(text, n);
-
-	if (pad < 0)
-		return CMICRO_EPROTO;
-	return cmi_b64_decode_checked(text, n, (size_t)pad, out, out_len);
-}
-
-int cmi_b64_decode_checked(const char *text, size_t n, size_t pad, unsigned char **out,
-			   size_t *out_len)
-{
-	unsigned char *data;
-	int decoded;
-
-	if (n % 4 != 0 || n > (size_t)0x7ffffff0 || pad > 2 || pad > n)
-		return CMICRO_EPROTO;
-	data = malloc(n / 4 * 3 + 1);
-	if (data == NULL)
-		return CMICRO_ENOMEM;
-	decoded = n > 0 ? EVP_DecodeBlock(data, (const unsigned char *)text, (int)n) : 0;
-	if (decoded < 0 || (size_t)decoded < pad) {
-		free(data);
-		return CMICRO_EPROTO;
-	}
-	*out_len = (size_t)decoded - pad;
-	data[*out_len] = '\0';
-	*out = data;
-	return 0;
 }
 
 /* Decodes standard base64 with padding, as Go's base64.StdEncoding, which

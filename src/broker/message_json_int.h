@@ -29,21 +29,17 @@ int cmi_message_decode_jansson(const char *json, size_t len, struct cmicro_messa
  * surrogates, at most U+10FFFF), the same rule as jansson's UTF-8 check. */
 size_t cmi_utf8_seq_len(const unsigned char *p, const unsigned char *end);
 
-/* The alphabet of standard base64 (without the = of padding), looked up in
- * one step per byte of a body that may be megabytes long. */
-extern const bool cmi_b64_alphabet[256];
+/* Writes the standard base64 of len bytes of in, with = padding and no
+ * NUL, to out, which has room for 4 * ((len + 2) / 3) characters. Returns
+ * that count (message_b64.c). */
+size_t cmi_b64_encode(char *out, const unsigned char *in, size_t len);
 
 /* Decodes n characters of standard base64 with = padding and no line
- * breaks into a new NUL-terminated buffer. EVP_DecodeBlock counts padding
- * as zero bytes, so the padding is checked and subtracted here. Returns 0,
- * CMICRO_EPROTO for text that is not such base64, or CMICRO_ENOMEM, and
- * sets no error message. */
+ * breaks into a new NUL-terminated buffer, checking each character in the
+ * same pass (message_b64.c). Returns 0, CMICRO_EPROTO for
+ * text that is not such base64, or CMICRO_ENOMEM, and sets no error
+ * message. Bits below the last byte of a padded end are ignored, as Go's
+ * base64.StdEncoding and OpenSSL ignore them. */
 int cmi_b64_decode_plain(const char *text, size_t n, unsigned char **out, size_t *out_len);
-
-/* As cmi_b64_decode_plain for text whose n - pad first characters the
- * caller checked against cmi_b64_alphabet and whose pad (0 to 2) last
- * ones are "=": it checks only the length. */
-int cmi_b64_decode_checked(const char *text, size_t n, size_t pad, unsigned char **out,
-			   size_t *out_len);
 
 #endif
