@@ -45,7 +45,7 @@ struct cmi_http_server_opts {
 	const char *host;          /* "" or NULL: every interface */
 	int port;                  /* 0: any free port */
 	struct cmicro_tls_context *tls; /* server role; NULL for plain HTTP */
-	size_t max_body;           /* larger bodies get 413 */
+	size_t max_body;           /* larger bodies get 413; at most SIZE_MAX / 4 */
 	size_t max_headers;        /* bytes of the request line and headers; more get 431 */
 	int max_connections;       /* more are closed right after accept */
 	int read_timeout_ms;       /* time for one complete request */
@@ -71,7 +71,9 @@ bool cmi_http_request_is_post(const struct cmi_http_request *req);
 /* The value of one query parameter (decoded), or NULL. */
 const char *cmi_http_request_query(const struct cmi_http_request *req, const char *name);
 const char *cmi_http_request_header(const struct cmi_http_request *req, const char *name);
-/* The body, made contiguous and NUL-terminated. */
+/* The body, contiguous and NUL-terminated. It stays valid until the
+ * handler returns or replies, whichever comes first: a reply made in the
+ * handler lets the server move its input. */
 const char *cmi_http_request_body(struct cmi_http_request *req, size_t *len);
 bool cmi_http_request_is_get(const struct cmi_http_request *req);
 /* The path of the request URI, without the query ("/" when empty). */

@@ -64,6 +64,13 @@ static void request_free(struct cmi_http_request *req)
  * made inside that handler goes out at once (see cmi_http_reply). */
 static _Thread_local struct cmi_http_request *tl_dispatching;
 
+/* Held by a reply from another thread from the moment it reads req->srv
+ * until it has queued the reply, and by a server that detaches its
+ * requests. The server's own lock cannot do this, because a replier would
+ * lock it after the server may have freed it. Lock order: this lock, then
+ * srv->lock. */
+static pthread_mutex_t detach_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn)
 {
 	struct cmi_http_request *req = calloc(1, sizeof(*req));
@@ -169,24 +176,22 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 		return;
 	}
 
-	/* srv is read under the lock of the server it points to; the server
-	 * clears it under that same lock before going away. */
-	srv = __atomic_load_n(&req->srv, __ATOMIC_ACQUIRE);
+	pthread_mutex_lock(&detach_lock);
+	srv = req->srv;
 	if (srv != NULL) {
 		pthread_mutex_lock(&srv->lock);
-		if (req->srv != NULL) {
-			if (srv->reply_tail != NULL)
-				srv->reply_tail->next_reply = req;
-			else
-				srv->reply_head = req;
-			srv->reply_tail = req;
-			event_active(srv->reply_ev, 0, 0);
-			pthread_mutex_unlock(&srv->lock);
-			return;
-		}
+		if (srv->reply_tail != NULL)
+			srv->reply_tail->next_reply = req;
+		else
+			srv->reply_head = req;
+		srv->reply_tail = req;
+		event_active(srv->reply_ev, 0, 0);
 		pthread_mutex_unlock(&srv->lock);
 	}
-	request_free(req);
+	pthread_mutex_unlock(&detach_lock);
+	/* A server that is gone has detached req, and nothing else refers to it. */
+	if (srv == NULL)
+		request_free(req);
 }
 
 void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn)
@@ -218,13 +223,15 @@ void cmi_srv_detach_requests(struct cmi_http_server *srv)
 {
 	struct cmi_http_request *queued;
 
+	pthread_mutex_lock(&detach_lock);
 	pthread_mutex_lock(&srv->lock);
 	for (struct cmi_http_request *r = srv->pending; r != NULL; r = r->next)
-		__atomic_store_n(&r->srv, NULL, __ATOMIC_RELEASE);
+		r->srv = NULL;
 	srv->pending = NULL;
 	queued = srv->reply_head;
 	srv->reply_head = srv->reply_tail = NULL;
 	pthread_mutex_unlock(&srv->lock);
+	pthread_mutex_unlock(&detach_lock);
 
 	/* No other thread refers to the replies already queued. */
 	while (queued != NULL) {

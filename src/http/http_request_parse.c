@@ -12,7 +12,7 @@ static int head_fail(struct cmi_http_req_head *h, int status, const char *reason
 	return status;
 }
 
-/* The methods the server knows; any other token gets 501, as unknown
+/* The methods the server recognizes. Any other token gets 501, as unknown
  * methods do from most servers. */
 static const char *const known_methods[] = {"GET",     "POST",    "HEAD",  "PUT",  "DELETE",
 					    "OPTIONS", "TRACE",   "CONNECT", "PATCH"};
@@ -105,8 +105,8 @@ static int head_request_line(struct cmi_http_req_head *h, char *line, char *eol)
 	return head_target(h, sp1 + 1);
 }
 
-/* True when the comma-separated list value holds token (without regard to
- * case), as Connection values do. */
+/* Returns true when the comma-separated list value contains token (without
+ * regard to case), as Connection values do. */
 static bool list_has(const char *value, const char *token)
 {
 	size_t n = strlen(token);
@@ -140,7 +140,7 @@ static uint64_t parse_length(const char *v)
 }
 
 /* Reads the fields that decide framing and the connection's fate. The
- * strict head check has already refused repeated or mixed framing fields. */
+ * strict head check has already rejected repeated or mixed framing fields. */
 static int head_semantics(struct cmi_http_req_head *h)
 {
 	const char *v;
@@ -169,7 +169,9 @@ static int head_semantics(struct cmi_http_req_head *h)
 			keep = keep || list_has(h->fields[i].value, "keep-alive");
 		}
 	}
-	h->keep_alive = !close && (h->minor >= 1 || keep);
+	/* RFC 9112, section 6.1: chunked framing from an HTTP/1.0 client is
+	 * suspect, so the connection ends after the request. */
+	h->keep_alive = !close && (h->minor >= 1 || keep) && !(h->chunked && h->minor == 0);
 	v = cmi_http_req_head_field(h, "Expect");
 	if (v != NULL) {
 		if (strcasecmp(v, "100-continue") != 0)

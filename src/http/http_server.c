@@ -135,7 +135,8 @@ void cmi_srv_log_key(const char *peer, const char *cause, char *key, size_t size
 }
 
 
-/* The connections closed in this pass of the loop, freed after it. */
+/* Frees the connections closed since it last ran. It runs as an event of
+ * its own, so no callback that closed one is still using it. */
 static void srv_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cmi_http_server *srv = arg;
@@ -150,7 +151,7 @@ static void srv_reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* "ip:port", or "[ip]:port" for IPv6. */
+/* Formats the peer address as "ip:port", or "[ip]:port" for IPv6. */
 static void srv_peer_name(const struct sockaddr_storage *ss, socklen_t len, char *out,
 			  size_t size)
 {
@@ -181,7 +182,7 @@ static void srv_accept_one(struct cmi_http_server *srv, int fd, const struct soc
 		close(fd);
 		return;
 	}
-	/* Replies are single small writes: waiting to fill a segment only
+	/* Replies are single small writes, so waiting to fill a segment only
 	 * delays them. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (cmi_srv_conn_open(srv, fd, peer) != 0) {
@@ -191,8 +192,8 @@ static void srv_accept_one(struct cmi_http_server *srv, int fd, const struct soc
 	}
 }
 
-/* Out of file descriptors: stops accepting for a moment instead of being
- * woken at once again for the same pending connection. */
+/* Stops accepting for a moment after running out of file descriptors,
+ * instead of being woken at once again for the same pending connection. */
 static void srv_accept_pause(struct cmi_http_server *srv, int err)
 {
 	struct timeval tv = {0, 100 * 1000};
@@ -237,45 +238,54 @@ static void srv_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 	event_add(srv->accept_ev, NULL);
 }
 
-/* Listens on the first address of host that binds. */
-static int srv_listen(const struct addrinfo *ai)
+/* Returns a socket listening on ai, or -1 with the cause in *err. */
+static int srv_listen(const struct addrinfo *ai, int *err)
 {
 	int one = 1;
 	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			ai->ai_protocol);
 
-	if (fd < 0)
+	if (fd < 0) {
+		*err = errno;
 		return -1;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+		*err = errno;
 		close(fd);
 		return -1;
 	}
 	return fd;
 }
 
+/* Listens on the first address of host that binds. */
 static int srv_bind(struct cmi_http_server *srv, const char *host, int port)
 {
 	struct addrinfo hints = {0}, *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char serv[16];
+	int rc, err = 0;
 
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	cmi_fmt(serv, sizeof(serv), "%d", port);
-	if (getaddrinfo(host, serv, &hints, &res) == 0) {
-		for (const struct addrinfo *ai = res; ai != NULL && srv->listen_fd < 0; ai = ai->ai_next)
-			srv->listen_fd = srv_listen(ai);
-		freeaddrinfo(res);
-	}
+	rc = getaddrinfo(host, serv, &hints, &res);
+	if (rc != 0)
+		return cmi_error(CMICRO_EIO, "cannot listen on %s:%d: %s; use an IP address or a "
+					     "host name of this machine",
+				 host, port, gai_strerror(rc));
+	for (const struct addrinfo *ai = res; ai != NULL && srv->listen_fd < 0; ai = ai->ai_next)
+		srv->listen_fd = srv_listen(ai, &err);
+	freeaddrinfo(res);
 	if (srv->listen_fd < 0)
-		return cmi_error(CMICRO_EIO, "cannot listen on %s:%d: the address is in use or not "
-					     "local; choose another address",
-				 host, port);
+		return cmi_error(CMICRO_EIO, "cannot listen on %s:%d: %s; choose a free port or an "
+					     "address of this machine",
+				 host, port, CMI_ERRNO_TEXT(err));
 	if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &len) != 0)
-		return cmi_error(CMICRO_EIO, "cannot read the port bound on %s", host);
+		return cmi_error(CMICRO_EIO, "cannot read the port bound on %s: %s", host,
+				 CMI_ERRNO_TEXT(errno));
 	if (ss.ss_family == AF_INET6)
 		srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	else
@@ -296,10 +306,18 @@ static int srv_setup(struct cmi_http_server *srv)
 	return 0;
 }
 
+/* Maximum value of max_body. A larger one is lowered to it. A body is held
+ * whole in memory, so a larger limit means no limit in practice. This one
+ * keeps the sizes of the input buffer (head, body and NUL, doubled as the
+ * buffer grows) from wrapping around. */
+#define SRV_MAX_BODY_LIMIT (SIZE_MAX / 4)
+
 static void srv_apply_defaults(struct cmi_http_server_opts *o)
 {
 	if (o->max_body == 0)
 		o->max_body = 4u << 20;
+	if (o->max_body > SRV_MAX_BODY_LIMIT)
+		o->max_body = SRV_MAX_BODY_LIMIT;
 	if (o->max_headers == 0)
 		o->max_headers = 64u << 10;
 	if (o->max_connections <= 0)

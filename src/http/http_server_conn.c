@@ -18,16 +18,19 @@
 
 #include "http/http_server_int.h"
 
-/* Free room kept in the input for one read; a TLS record is up to 16 KiB. */
+/* Minimum free space in the input before each read, because a TLS record
+ * is up to 16 KiB. */
 #define SRV_READ_MIN 16384
-/* Bytes of pipelined requests read while the connection waits for a reply;
- * reading pauses past this. */
+/* Maximum bytes of pipelined requests read ahead while framing cannot go
+ * on: a request waits for its reply, a write waits for the socket, or the
+ * last reply is being written. Reading pauses past this. */
 #define SRV_PIPELINE_MAX (64u * 1024)
-/* The longest a rejected or closing client is read from after the last
- * reply, so that it reads that reply instead of a reset. */
+/* Maximum time that a rejected or closing client is read from after the
+ * last reply, so that it receives that reply instead of a reset.
+ * SRV_DRAIN_BYTES bounds the bytes dropped in one wakeup. */
 #define SRV_DRAIN_MS 2000
 #define SRV_DRAIN_BYTES (64u << 20)
-/* Replies gathered from pipelined requests before they are written. */
+/* Bytes of replies to pipelined requests gathered before they are written. */
 #define SRV_OUT_BATCH (64u * 1024)
 
 static void conn_io(evutil_socket_t fd, short what, void *arg);
@@ -54,6 +57,10 @@ static int conn_grow(struct srv_conn *conn, size_t need)
 
 	if (need <= conn->in_cap)
 		return 0;
+	/* Doubling past this would wrap around. The body limit keeps real
+	 * requests far below it. */
+	if (need > SIZE_MAX / 2)
+		return -1;
 	while (cap < need)
 		cap *= 2;
 	in = malloc(cap);
@@ -115,13 +122,15 @@ static void out_uint(struct srv_conn *conn, size_t v)
 	out_put(conn, digits + n, sizeof(digits) - n);
 }
 
-/* Appends a whole reply. The head is at most a few hundred bytes. */
+/* Appends a whole reply. */
 static int out_reply(struct srv_conn *conn, int status, const char *content_type,
 		     const char *body, bool head_only, const char *connection, bool allow)
 {
 	size_t body_len = body ? strlen(body) + 1 : 0;
+	size_t type_len = content_type ? strlen(content_type) : 0;
 
-	if (out_reserve(conn, 512 + (head_only ? 0 : body_len)) != 0)
+	/* 512 bytes cover the status line and the fields of fixed length. */
+	if (out_reserve(conn, 512 + type_len + (head_only ? 0 : body_len)) != 0)
 		return -1;
 	out_str(conn, "HTTP/1.1 ");
 	out_uint(conn, (size_t)status);
@@ -171,11 +180,16 @@ static void conn_want_read(struct srv_conn *conn, bool on)
 {
 	if (on == conn->rev_added)
 		return;
-	if (on)
-		event_add(conn->rev, NULL);
-	else
-		event_del(conn->rev);
 	conn->rev_added = on;
+	if (!on) {
+		event_del(conn->rev);
+		return;
+	}
+	event_add(conn->rev, NULL);
+	/* Records that OpenSSL read ahead before reading paused are no longer
+	 * in the socket, so epoll would never report them. */
+	if (conn->ssl != NULL && SSL_has_pending(conn->ssl))
+		event_active(conn->rev, EV_READ, 0);
 }
 
 void cmi_srv_conn_arm(struct srv_conn *conn)
@@ -197,8 +211,9 @@ void cmi_srv_conn_close(struct srv_conn *conn)
 	if (conn->dead)
 		return;
 	conn->dead = true;
-	/* close_notify tells the client the end is not a cut, and lets OpenSSL
-	 * clients keep the session for resumption (RFC 8446, 6.1). */
+	/* close_notify shows the client that the connection ended on purpose,
+	 * not by a cut, and lets OpenSSL clients keep the session for
+	 * resumption (RFC 8446, section 6.1). */
 	if (conn->ssl != NULL && SSL_is_init_finished(conn->ssl) && conn->phase != SRV_DRAIN)
 		SSL_shutdown(conn->ssl);
 	ERR_clear_error();
@@ -240,15 +255,16 @@ void cmi_srv_conn_free(struct srv_conn *conn)
 
 /* ---- ending a connection ---- */
 
-/* The TLS handshake failed: logs why (once per client host and reason),
- * and leaves the socket lingering so that the client reads the alert. */
+/* Logs why the TLS handshake failed (once per client host and reason) and
+ * leaves the socket lingering so that the client reads the alert. */
 static void conn_handshake_failed(struct srv_conn *conn)
 {
 	struct cmicro_tls_verdict verdict;
 	char key[96];
 
 	if (SSL_in_before(conn->ssl)) {
-		/* Closed or broken before a byte of handshake: a port probe. */
+		/* The client ended before sending a handshake byte, as a port
+		 * probe does, so nothing is logged. */
 		cmi_srv_conn_close(conn);
 		return;
 	}
@@ -266,8 +282,8 @@ static void conn_handshake_failed(struct srv_conn *conn)
 	cmi_srv_conn_close(conn);
 }
 
-/* The last reply is written: shuts the sending side and reads what the
- * client still sends, so that it reads the reply instead of a reset. */
+/* Shuts the sending side once the last reply is written, and reads what the
+ * client still sends so that it receives the reply instead of a reset. */
 static void conn_closing_written(struct srv_conn *conn)
 {
 	if (conn->peer_eof) {
@@ -284,8 +300,9 @@ static void conn_closing_written(struct srv_conn *conn)
 	cmi_srv_conn_arm(conn);
 }
 
-/* Replies status with reason and ends the connection after it. A request
- * still waiting for its reply goes first: this runs only between requests. */
+/* Queues a reply of status with reason as its body and ends the connection
+ * after it. It runs only between requests, so the replies to earlier
+ * requests are already queued before it. */
 static void conn_reject(struct srv_conn *conn, int status, const char *reason)
 {
 	char key[160];
@@ -350,8 +367,8 @@ static void conn_unterminate(struct srv_conn *conn)
 }
 
 /* Hands the framed request to the handler. The body is NUL-terminated for
- * the handler's parsers; the byte under that NUL may belong to the next
- * request and is put back after. */
+ * the handler's parsers. The byte under that NUL may belong to the next
+ * request, so it is put back when the handler returns. */
 static void conn_dispatch(struct srv_conn *conn)
 {
 	size_t end = conn->head_len + conn->body_len;
@@ -457,6 +474,20 @@ static bool conn_body(struct srv_conn *conn)
 	return true;
 }
 
+/* Drops the framing bytes already decoded, so that the input contains the
+ * head, the body and what is not decoded yet. Chunk extensions can make
+ * the framing thousands of times larger than the body. */
+static void conn_chunked_compact(struct srv_conn *conn)
+{
+	size_t body_end = conn->head_len + conn->body_len;
+
+	if (conn->raw_off == body_end)
+		return;
+	memmove(conn->in + body_end, conn->in + conn->raw_off, conn->in_len - conn->raw_off);
+	conn->in_len -= conn->raw_off - body_end;
+	conn->raw_off = body_end;
+}
+
 /* Decodes what arrived of a chunked body in place: the data moves to
  * just after the head, over the framing bytes already read. */
 static bool conn_chunked(struct srv_conn *conn)
@@ -491,11 +522,12 @@ static bool conn_chunked(struct srv_conn *conn)
 			return true;
 		}
 	}
+	conn_chunked_compact(conn);
 	return false;
 }
 
-/* Drops the request just answered from the input and makes ready for the
- * next one, which may be there already. */
+/* Removes the request just replied to from the input and prepares for the
+ * next one, which may already be there. */
 static void conn_next_request(struct srv_conn *conn, bool keep_alive)
 {
 	size_t rest = conn->in_len - conn->req_end;
@@ -510,7 +542,7 @@ static void conn_next_request(struct srv_conn *conn, bool keep_alive)
 	conn->phase = keep_alive ? SRV_HEAD : SRV_CLOSING;
 	if (!keep_alive)
 		conn->in_len = 0;
-	/* A large body leaves a large buffer; an idle connection keeps less. */
+	/* A large body leaves a large buffer, which an idle connection frees. */
 	if (conn->in_cap > 4 * SRV_READ_MIN && conn->in_len == 0) {
 		free(conn->in);
 		conn->in = NULL;
@@ -524,7 +556,9 @@ static void conn_next_request(struct srv_conn *conn, bool keep_alive)
 void cmi_srv_conn_replied(struct srv_conn *conn, struct cmi_http_request *req)
 {
 	const char *connection = NULL;
-	bool keep = req->keep_alive && !conn->peer_eof;
+	/* A client that closed its sending side still gets the replies to the
+	 * requests it sent before, and the last of them carries "close". */
+	bool keep = req->keep_alive && !(conn->peer_eof && conn->in_len == conn->req_end);
 
 	if (conn->dead || conn->phase != SRV_BUSY)
 		return;
@@ -538,12 +572,14 @@ void cmi_srv_conn_replied(struct srv_conn *conn, struct cmi_http_request *req)
 		return;
 	}
 	conn_next_request(conn, keep);
-	/* Inside the handler's call the framing loop goes on by itself. */
+	/* A handler that replied inside conn_process returns to its framing
+	 * loop, which goes on with the next request. */
 	if (!conn->processing)
 		conn_process(conn);
 }
 
-/* True while a write waits for the socket: framing more replies waits too. */
+/* Returns true while a write waits for the socket, so framing more
+ * requests waits too. */
 static bool conn_write_blocked(const struct srv_conn *conn)
 {
 	return conn->wev_added || conn->write_wants_read;
@@ -576,8 +612,8 @@ static bool conn_frame(struct srv_conn *conn)
 	return false;
 }
 
-/* Frames what the input holds and writes the replies, which for the
- * requests of one pass leave together. */
+/* Frames the requests in the input and writes their replies, so that the
+ * replies to the requests framed in one pass leave in one write. */
 static void conn_process(struct srv_conn *conn)
 {
 	if (conn->processing || conn->dead || conn_write_blocked(conn))
@@ -596,17 +632,25 @@ static void conn_process(struct srv_conn *conn)
 			break;
 	}
 	conn->processing = false;
+	if (conn->dead || conn->phase > SRV_CHUNKED)
+		return;
 	/* The client closed its side with a request still incomplete. */
-	if (!conn->dead && conn->peer_eof && conn->phase <= SRV_CHUNKED &&
-	    cmi_srv_conn_flushed(conn))
+	if (conn->peer_eof && cmi_srv_conn_flushed(conn)) {
 		cmi_srv_conn_close(conn);
+		return;
+	}
+	/* conn_read pauses while a write waits. A reply resumes reading
+	 * (conn_next_request), but a request that is still incomplete gets no
+	 * reply, so reading resumes here. */
+	if (!conn->peer_eof && !conn_write_blocked(conn))
+		conn_want_read(conn, true);
 }
 
 /* ---- socket I/O ---- */
 
 /* After a fatal error, such as a client that closes without close_notify,
  * SSL_is_init_finished is false even when the handshake had finished. The
- * client's Finished message tells. */
+ * client's Finished message exists only when the handshake got that far. */
 static bool conn_handshake_done(const struct srv_conn *conn)
 {
 	unsigned char finished[64];
@@ -614,8 +658,9 @@ static bool conn_handshake_done(const struct srv_conn *conn)
 	return SSL_get_peer_finished(conn->ssl, finished, sizeof(finished)) > 0;
 }
 
-/* Reads into buf; returns the bytes read, 0 when nothing can be read now,
- * or -1 when the connection ended (closed by the peer or failed). */
+/* Reads into buf. Returns the bytes read, 0 when nothing can be read now,
+ * -1 when the peer closed or the connection failed, and -2 when the TLS
+ * handshake failed, which closed the connection. */
 static ssize_t conn_recv(struct srv_conn *conn, char *buf, size_t len)
 {
 	ssize_t n;
@@ -670,7 +715,7 @@ static void conn_drain(struct srv_conn *conn)
 	cmi_srv_conn_close(conn);
 }
 
-/* True when the framing loop cannot take more input now. */
+/* Returns true when the framing loop cannot take more input now. */
 static bool conn_blocked(const struct srv_conn *conn)
 {
 	return conn->phase == SRV_BUSY || conn->phase == SRV_CLOSING || conn_write_blocked(conn);
@@ -679,15 +724,18 @@ static bool conn_blocked(const struct srv_conn *conn)
 static void conn_read(struct srv_conn *conn)
 {
 	conn->read_wants_write = false;
-	if (conn->phase == SRV_DRAIN) {
-		conn_drain(conn);
-		return;
-	}
 	while (!conn->dead) {
 		ssize_t n;
 
+		/* Also after the last reply went out in this loop, with records
+		 * that OpenSSL read ahead still to drop. */
+		if (conn->phase == SRV_DRAIN) {
+			conn_drain(conn);
+			return;
+		}
 		if (conn_blocked(conn) && conn->in_len >= conn->req_end + SRV_PIPELINE_MAX) {
-			conn_want_read(conn, false); /* resumed with the next request */
+			/* Resumed by conn_next_request or conn_process. */
+			conn_want_read(conn, false);
 			return;
 		}
 		if (conn_grow(conn, conn->in_len + SRV_READ_MIN) != 0) {
@@ -762,8 +810,8 @@ static bool conn_write(struct srv_conn *conn)
 	return true;
 }
 
-/* A write that waited is done: the closing goes on, or the framing of the
- * requests that waited for it. */
+/* Goes on after a write that waited for the socket: with the closing, or
+ * with the framing of the requests that waited for the write. */
 static void conn_written(struct srv_conn *conn)
 {
 	if (conn->phase == SRV_CLOSING)
@@ -810,10 +858,10 @@ static int conn_tls(struct cmi_http_server *srv, struct srv_conn *conn)
 	SSL_set_accept_state(conn->ssl);
 	SSL_set_mode(conn->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* One read(2) takes a whole record, header and body, and often the
-	 * next records too; conn_read asks SSL_has_pending for those. */
+	 * next records too. conn_read checks SSL_has_pending for those. */
 	SSL_set_read_ahead(conn->ssl, 1);
-	/* Findings name the client by its host only: its port changes with
-	 * every connection, which would defeat logging each peer once. */
+	/* Findings name the client by its host only, because its port changes
+	 * with every connection, which would defeat logging each peer once. */
 	if (cmi_http_split_address(conn->peer, host, sizeof(host), &port) != 0) {
 		cmi_error_clear();
 		cmi_fmt(host, sizeof(host), "%s", conn->peer);

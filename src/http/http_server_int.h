@@ -23,8 +23,8 @@ enum srv_log_kind {
 	SRV_LOG_KINDS
 };
 
-/* Log categories (kind and key) whose repeats are suppressed; the least
- * recently logged one is reused when all are taken. */
+/* Log categories (kind and key) whose repeats are suppressed. When all are
+ * taken, the least recently logged one is reused. */
 #define SRV_LOG_SLOTS 64
 
 /* The rate limit of one category: a kind of problem and a key such as

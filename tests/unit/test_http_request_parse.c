@@ -398,6 +398,10 @@ static const struct connection_case connection_cases[] = {
 	{0, "Connection: foo\r\nConnection: keep-alive\r\n", true},
 	{0, "Connection: keep-alive, close\r\n", false},
 	{0, "Connection: keep-alive-ish\r\n", false},
+	/* RFC 9112, section 6.1: HTTP/1.0 has no chunked coding, so its framing
+	 * is suspect and the connection closes after the request. */
+	{0, "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n", false},
+	{1, "Transfer-Encoding: chunked\r\n", true},
 };
 
 static void test_http_request_parse_connection_sets_keep_alive(void **state)

@@ -161,9 +161,7 @@ static void test_http_server_chunked_bad_size_rejected(void **state)
 	st_send(c, "POST /?id=c HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 		   "zz\r\nhello\r\n0\r\n\r\n");
 	st_expect_response(c, &r);
-	/* NOTE: 400 is the status for a malformed chunk size. The evhttp-based
-	 * server sends 413 for it, which this test accepts as well for now. */
-	assert_true(r.status == 400 || r.status == 413);
+	assert_int_equal(r.status, 400);
 	assert_true(st_wait_closed(c, &extra));
 	assert_int_equal(st_requests(f), 0);
 }
@@ -226,9 +224,8 @@ static void test_http_server_head_over_limit_rejected(void **state)
 	st_send(c, request);
 
 	st_expect_response(c, &r);
-	/* NOTE: 431 is the status for a head over the limit (RFC 6585,
-	 * section 5). The evhttp-based server sends 400, accepted for now. */
-	assert_true(r.status == 431 || r.status == 400);
+	/* 431 is the status for a head over the limit (RFC 6585, section 5). */
+	assert_int_equal(r.status, 431);
 	assert_true(st_wait_closed(c, &extra));
 	assert_int_equal(st_requests(f), 0);
 }
@@ -674,6 +671,78 @@ static void test_http_server_bare_lf_400_after_valid(void **state)
 	assert_int_equal(st_requests(f), 1);
 }
 
+static void test_http_server_huge_content_length_413(void **state)
+{
+	/* Lengths over the largest body limit the server takes, a quarter of a
+	 * 64-bit SIZE_MAX. Added to the head, the first wraps around size_t,
+	 * the second makes the doubling input buffer wrap, and the third is
+	 * just over the limit. */
+	const char *lengths[] = {"18446744073709551615", "9223372036854775808",
+				 "4611686018427387905"};
+	struct st_fixture *f = st_start(state, &(struct st_limits){.max_body = SIZE_MAX});
+	struct st_response r;
+	char request[256];
+	size_t extra = 0;
+
+	for (size_t i = 0; i < CMI_ARRAY_LEN(lengths); i++) {
+		struct st_conn *c = st_open(f);
+
+		print_message("Content-Length: %s\n", lengths[i]);
+		cmi_fmt(request, sizeof(request),
+			"POST /?id=h HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %s\r\n\r\nxyz",
+			lengths[i]);
+		st_send(c, request);
+		st_expect_response(c, &r);
+		assert_int_equal(r.status, 413);
+		assert_true(st_wait_closed(c, &extra));
+	}
+	assert_int_equal(st_requests(f), 0);
+}
+
+/* A Content-Type longer than the room a reply head is given at first. */
+static char st_long_type[3000];
+
+static void test_http_server_long_content_type_intact(void **state)
+{
+	struct st_fixture *f = st_start(state, NULL);
+	struct st_conn *c = st_open(f);
+	struct cmi_http_request *req;
+	struct st_response r;
+	char type[sizeof(st_long_type)];
+
+	memcpy(st_long_type, "application/x-", 14);
+	memset(st_long_type + 14, 't', sizeof(st_long_type) - 15);
+	st_long_type[sizeof(st_long_type) - 1] = '\0';
+	st_set_mode(f, ST_MODE_HOLD);
+	st_send(c, "POST /?id=t HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}");
+	req = st_take_held(f);
+	cmi_http_reply_typed(req, 200, st_long_type, "typed");
+
+	st_expect_response(c, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(st_field(&r, "Content-Type", type, sizeof(type)));
+	assert_string_equal(type, st_long_type);
+	assert_string_equal(r.body, "typed\n");
+}
+
+static void test_http_server_port_in_use_error_names_cause(void **state)
+{
+	struct st_fixture *f = st_start(state, NULL);
+	struct cmi_http_server_opts so = {0};
+	struct cmi_http_server *second = NULL;
+	char address[64];
+
+	so.host = "127.0.0.1";
+	so.port = f->port;
+	so.handler = st_handler;
+	so.user = f;
+	TK_FAIL(cmi_http_server_new(f->base, &so, &second), CMICRO_EIO);
+	assert_null(second);
+	cmi_fmt(address, sizeof(address), "127.0.0.1:%d", f->port);
+	TK_CONTAINS(cmicro_last_errmsg(), address);
+	TK_CONTAINS(cmicro_last_errmsg(), strerror(EADDRINUSE));
+}
+
 /* Every test gets its fixture released by st_teardown, even when it fails. */
 #define ST_TEST(name) cmocka_unit_test_teardown(name, st_teardown)
 
@@ -710,6 +779,9 @@ int main(void)
 		ST_TEST(test_http_server_unread_pipeline_others_served),
 		ST_TEST(test_http_server_connection_limit_closes_fifth),
 		ST_TEST(test_http_server_bare_lf_400_after_valid),
+		ST_TEST(test_http_server_huge_content_length_413),
+		ST_TEST(test_http_server_long_content_type_intact),
+		ST_TEST(test_http_server_port_in_use_error_names_cause),
 	};
 
 	/* A write to a connection the server closed fails with EPIPE instead

@@ -446,6 +446,14 @@ struct st_fixture {
 	int to_write;
 	int written;
 
+	/* The sender thread of st_sender_start and whether its write succeeded. */
+	pthread_t sender;
+	bool sending;
+	struct st_conn *sender_conn;
+	char *send_data; /* freed by st_sender_join or st_free */
+	size_t send_len;
+	bool sent;
+
 	bool capturing; /* log lines go to tk_log_captured() until st_free */
 
 	/* Guards the fields below, which the loop thread and the test share. */
@@ -609,11 +617,24 @@ static inline void st_writer_stop(struct st_fixture *f)
 	f->writing = false;
 }
 
+/* Ends the sender thread. The shutdown makes a write it is blocked in fail. */
+static inline void st_sender_stop(struct st_fixture *f)
+{
+	if (f->sending) {
+		shutdown(f->sender_conn->fd, SHUT_RDWR);
+		pthread_join(f->sender, NULL);
+		f->sending = false;
+	}
+	free(f->send_data);
+	f->send_data = NULL;
+}
+
 static inline void st_free(struct st_fixture *f)
 {
 	if (f == NULL)
 		return;
 	st_writer_stop(f);
+	st_sender_stop(f);
 	for (size_t i = 0; i < f->n_conns; i++)
 		st_close(f->conns[i]);
 	st_stop_loop(f);
@@ -857,6 +878,151 @@ static inline int st_writer_join(struct st_fixture *f)
 	assert_int_equal(pthread_join(f->writer, NULL), 0);
 	f->writing = false;
 	return f->written;
+}
+
+/* ---- large requests and responses ---- */
+
+/* Returns a new POST of body_len bytes of fill to "/?id=big", with
+ * Content-Length, and sets *len to its size. */
+static inline char *st_big_post(size_t body_len, char fill, size_t *len)
+{
+	char head[128];
+	int n = snprintf(head, sizeof(head),
+			 "POST /?id=big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n",
+			 body_len);
+	char *request;
+
+	assert_true(n > 0 && (size_t)n < sizeof(head));
+	request = malloc((size_t)n + body_len);
+	assert_non_null(request);
+	memcpy(request, head, (size_t)n);
+	memset(request + n, fill, body_len);
+	*len = (size_t)n + body_len;
+	return request;
+}
+
+/* Reads one response whose body may be larger than struct st_response can
+ * contain, and drops the body. Sets *status and *length (its Content-Length).
+ * Returns NULL, or why no complete response arrived. */
+static inline const char *st_skip_response(struct st_conn *c, int *status, long *length)
+{
+	struct st_response *r = calloc(1, sizeof(*r));
+	const char *failure;
+	size_t head_len = 0, left;
+
+	assert_non_null(r);
+	failure = st_read_head(c, &head_len);
+	if (failure == NULL)
+		failure = st_parse_head(c->buf, head_len, r);
+	if (failure == NULL && r->content_length < 0)
+		failure = "response without Content-Length";
+	*status = r->status;
+	*length = r->content_length;
+	free(r);
+	if (failure != NULL)
+		return failure;
+	st_consume(c, head_len);
+	for (left = (size_t)*length; left > 0;) {
+		size_t n = c->len < left ? c->len : left;
+		enum st_read rc;
+
+		st_consume(c, n);
+		left -= n;
+		if (left == 0)
+			break;
+		rc = st_fill(c);
+		if (rc != ST_READ_DATA)
+			return st_read_text(rc);
+	}
+	return NULL;
+}
+
+static inline void *st_sender_main(void *arg)
+{
+	struct st_fixture *f = arg;
+
+	f->sent = st_write(f->sender_conn, f->send_data, f->send_len);
+	return NULL;
+}
+
+/* Starts a thread that writes data (taken, freed by the fixture) to c. It
+ * sends a request larger than the socket buffers can take while the test
+ * thread reads the responses. */
+static inline void st_sender_start(struct st_fixture *f, struct st_conn *c, char *data,
+				   size_t len)
+{
+	assert_false(f->sending);
+	f->sender_conn = c;
+	f->send_data = data;
+	f->send_len = len;
+	f->sent = false;
+	assert_int_equal(pthread_create(&f->sender, NULL, st_sender_main, f), 0);
+	f->sending = true;
+}
+
+/* Waits for the sender thread to end; returns true when it wrote all. */
+static inline bool st_sender_join(struct st_fixture *f)
+{
+	assert_int_equal(pthread_join(f->sender, NULL), 0);
+	f->sending = false;
+	free(f->send_data);
+	f->send_data = NULL;
+	return f->sent;
+}
+
+/* ---- code on the loop thread ---- */
+
+typedef void (*st_loop_fn)(struct st_fixture *f, void *arg);
+
+struct st_loop_call {
+	struct st_fixture *f;
+	st_loop_fn fn;
+	void *arg;
+	bool done; /* guarded by f->lock */
+};
+
+static inline void st_loop_call_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct st_loop_call *call = arg;
+
+	(void)fd;
+	(void)what;
+	call->fn(call->f, call->arg);
+	pthread_mutex_lock(&call->f->lock);
+	call->done = true;
+	pthread_mutex_unlock(&call->f->lock);
+}
+
+/* Runs fn on the loop thread, which owns the server's connections, and
+ * waits for it (bounded). The call is leaked when the loop never runs it,
+ * because the loop may still run it after the test failed. */
+static inline void st_on_loop(struct st_fixture *f, st_loop_fn fn, void *arg)
+{
+	const struct timespec step = {0, 1000 * 1000};
+	double deadline = cmi_now_mono() + ST_IO_TIMEOUT_S;
+	struct st_loop_call *call;
+	bool done = false;
+
+	if (!f->looping) {
+		fn(f, arg);
+		return;
+	}
+	call = calloc(1, sizeof(*call));
+	assert_non_null(call);
+	call->f = f;
+	call->fn = fn;
+	call->arg = arg;
+	assert_int_equal(event_base_once(f->base, -1, EV_TIMEOUT, st_loop_call_cb, call, NULL), 0);
+	while (!done && cmi_now_mono() < deadline) {
+		nanosleep(&step, NULL);
+		pthread_mutex_lock(&f->lock);
+		done = call->done;
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (!done)
+		fail_msg("the server's loop thread did not run a call within %d s",
+			 ST_IO_TIMEOUT_S);
+	free(call);
 }
 
 #endif
