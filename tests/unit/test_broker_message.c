@@ -255,6 +255,40 @@ static void test_message_dup_copies_everything(void **state)
 	cmicro_message_free(NULL);
 }
 
+/* Topics must be valid UTF-8 by jansson's rule, which the check follows
+ * without building a JSON string: each case is compared with json_string. */
+static void test_message_topic_utf8_matches_jansson(void **state)
+{
+	static const struct {
+		const char *topic;
+		bool valid;
+	} cases[] = {
+		{"orders", true},
+		{"caf\xc3\xa9", true},
+		{"\xf0\x9f\x98\x80", true},
+		{"\xef\xbf\xbf", true},
+		{"", false},
+		{"\xff", false},
+		{"a\x80", false},
+		{"\xc0\xaf", false},
+		{"\xe0\x80\xaf", false},
+		{"\xed\xa0\x80", false},
+		{"\xe2\x82", false},
+		{"\xf4\x90\x80\x80", false},
+		{"\xf5\x80\x80\x80", false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = json_string(cases[i].topic);
+		bool jansson_valid = j != NULL && cases[i].topic[0] != '\0';
+
+		json_decref(j);
+		assert_int_equal(cmi_topic_valid(cases[i].topic), cases[i].valid);
+		assert_int_equal(jansson_valid, cases[i].valid);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +302,7 @@ int main(void)
 		cmocka_unit_test(test_message_decode_bad_inputs_rejected),
 		cmocka_unit_test(test_message_headers_sorted_and_replaced),
 		cmocka_unit_test(test_message_invalid_utf8_header_rejected),
+		cmocka_unit_test(test_message_topic_utf8_matches_jansson),
 		cmocka_unit_test(test_message_utf8_rule_matches_jansson),
 		cmocka_unit_test(test_message_empty_topic_rejected),
 		cmocka_unit_test(test_message_dup_copies_everything),
