@@ -79,6 +79,8 @@ bench_build() {
 bench_certs() {
 	local cli=$build/tools/cmicro/cmicro
 	tls=$work/tls
+	# A kept --out directory of an earlier run has certificates already.
+	rm -rf "$tls"
 	mkdir -p "$tls"
 	"$cli" cert ca --out-cert "$tls/ca.pem" --out-key "$tls/ca.key" --cn "cmicro bench CA" \
 		>"$work/cert.log" 2>&1 || bench_die "cmicro cert ca failed; see $work/cert.log"

@@ -58,7 +58,8 @@ if [ "$runs" -lt 1 ] || [ "$runs" -gt 20 ]; then
 fi
 
 # Messages per cell: at concurrency 1 a run is bound by latency, so it gets
-# fewer. Sized so one run of every cell takes about two minutes on 2 cores.
+# fewer. Sized so that three runs of every cell, with the handshake and idle
+# measurements, take about four minutes on 2 cores.
 if [ "$quick" -eq 1 ]; then
 	count_c1=500
 	count=2000

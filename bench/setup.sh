@@ -12,4 +12,4 @@ exec bash scripts/bootstrap.sh \
   mosquitto libmosquitto-dev \
   nats-server libnats-dev \
   nginx wrk \
-  openssl procps linux-perf valgrind
+  openssl procps linux-perf valgrind strace

@@ -34,7 +34,8 @@ static struct srv_log_slot *srv_log_slot(struct cmi_http_server *srv, enum srv_l
 	}
 	if (oldest->suppressed > 0)
 		cmi_log(CMICRO_LOG_WARNING, oldest->component, oldest->msg_id,
-			"%lu similar messages suppressed (%s)", oldest->suppressed, oldest->key);
+			"%lu similar message%s suppressed (%s)", oldest->suppressed,
+			oldest->suppressed == 1 ? "" : "s", oldest->key);
 	oldest->used = false;
 	return oldest;
 }
@@ -71,8 +72,8 @@ static void srv_log_vkeyed(struct cmi_http_server *srv, enum srv_log_kind kind,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	if (skipped > 0)
 		cmi_log(CMICRO_LOG_WARNING, component, msg_id,
-			"%s (%lu similar messages suppressed in the previous %.0f s)", text, skipped,
-			SRV_LOG_INTERVAL_S);
+			"%s (%lu similar message%s suppressed since the previous line)", text, skipped,
+			skipped == 1 ? "" : "s");
 	else
 		cmi_log(CMICRO_LOG_WARNING, component, msg_id, "%s", text);
 }
@@ -116,8 +117,8 @@ void cmi_srv_log_flush(struct cmi_http_server *srv)
 
 		if (slot->used && slot->suppressed > 0)
 			cmi_log(CMICRO_LOG_WARNING, slot->component, slot->msg_id,
-				"%lu similar messages suppressed (%s)", slot->suppressed,
-				slot->key[0] ? slot->key : "all clients");
+				"%lu similar message%s suppressed (%s)", slot->suppressed,
+				slot->suppressed == 1 ? "" : "s", slot->key[0] ? slot->key : "all clients");
 		slot->suppressed = 0;
 	}
 }

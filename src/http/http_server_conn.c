@@ -262,14 +262,23 @@ static void conn_handshake_failed(struct srv_conn *conn)
 	struct cmicro_tls_verdict verdict;
 	char key[96];
 
-	if (SSL_in_before(conn->ssl)) {
+	if (SSL_in_before(conn->ssl) || BIO_number_read(SSL_get_rbio(conn->ssl)) == 0) {
 		/* The client ended before sending a handshake byte, as a port
-		 * probe does, so nothing is logged. */
+		 * probe or a TCP health check does, so nothing is logged. */
+		ERR_clear_error();
 		cmi_srv_conn_close(conn);
 		return;
 	}
 	memset(&verdict, 0, sizeof(verdict));
-	cmicro_tls_ssl_failure(conn->ssl, &verdict);
+	if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		/* OpenSSL's own text for this is "unexpected eof while reading". */
+		ERR_clear_error();
+		cmi_fmt(verdict.message, sizeof(verdict.message),
+			"the client closed the connection during the handshake; a client that "
+			"rejects this node's certificate does that, and its log names the cause");
+	} else {
+		cmicro_tls_ssl_failure(conn->ssl, &verdict);
+	}
 	cmi_srv_log_key(conn->peer, cmicro_tls_reason_name(verdict.reason), key, sizeof(key));
 	cmi_srv_log_keyed(conn->srv, SRV_LOG_HANDSHAKE, key, "HTTP-TLS-HANDSHAKE",
 			  "TLS handshake with client %s failed: %s", conn->peer,

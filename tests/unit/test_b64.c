@@ -61,7 +61,7 @@ static void fill(unsigned char *buf, size_t len, unsigned long seed)
 
 static void test_b64_matches_openssl_every_length(void **state)
 {
-	unsigned char plain[300], ref[404], *back = NULL;
+	unsigned char plain[300] = {0}, ref[404], *back = NULL;
 	char ours[404];
 
 	(void)state;
