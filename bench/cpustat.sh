@@ -45,7 +45,10 @@ for v in "$count" "$size" "$inflight"; do
 		;;
 	esac
 done
-command -v perf >/dev/null 2>&1 || { echo "cpustat: perf is missing; run bench/setup.sh" >&2; exit 1; }
+if ! command -v perf >/dev/null 2>&1; then
+	echo "cpustat: perf is missing; run bench/setup.sh" >&2
+	exit 1
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cmicro-cpustat.XXXXXX")
 keep_work=0
@@ -73,7 +76,8 @@ cpustat_pair() {
 	local name=$1 p=$work/$1 sub_pid url i
 	bench_start "$p.sub" "${stat_cmd[@]}" "$p.sub.perf" "${sub_cmd[@]}"
 	sub_pid=$bench_last_pid
-	bench_wait_line "$p.sub.out" '^READY' || bench_die "the $name subscriber did not start; see $p.sub.err"
+	bench_wait_line "$p.sub.out" '^READY' ||
+		bench_die "the $name subscriber did not start; see $p.sub.err"
 	url=$(sed -n 's/.*url=\([^ ]*\).*/\1/p' "$p.sub.out" | head -1)
 	for i in "${!pub_cmd[@]}"; do
 		[ "${pub_cmd[$i]}" = "@URL@" ] && pub_cmd[i]=$url
