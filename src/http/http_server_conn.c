@@ -462,6 +462,16 @@ static bool conn_head(struct srv_conn *conn)
 		return false;
 	conn->head_len = conn->scanned;
 	status = cmi_http_req_head_parse(conn->in, conn->head_len, &conn->head);
+	if (status == 501 && conn->head.method == NULL) {
+		/* The parser ended the method token with a NUL, so it can be named;
+		 * the head check allowed no control bytes in it. */
+		cmi_fmt(text, sizeof(text), "unknown request method \"%.32s\"; the broker accepts "
+					    "POST",
+			conn->in);
+		conn->head_len = 0;
+		conn_reject(conn, status, text);
+		return true;
+	}
 	if (status != 0) {
 		conn->head_len = 0;
 		conn_reject(conn, status, conn->head.reason);

@@ -81,6 +81,8 @@ for name in plain tls; do
 	[ "$n" -eq 1 ] || check "$name: duplicate Content-Length was logged $n times, expected once"
 	grep -q "HTTP-BAD-REQUEST.*with 431" "$WORK/$name.err" || check "$name: the 431 was not logged"
 	grep -q "HTTP-BAD-REQUEST.*with 413" "$WORK/$name.err" || check "$name: the 413 was not logged"
+	grep -q 'HTTP-BAD-REQUEST.*with 501: unknown request method "BREW"' "$WORK/$name.err" ||
+		check "$name: the 501 was not logged with the method"
 	grep -q "BROKER-REQUEST-REJECTED.*with 404" "$WORK/$name.err" || check "$name: the 404 was not logged"
 done
 
