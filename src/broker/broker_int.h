@@ -235,6 +235,9 @@ struct cmicro_broker {
 	pthread_t loop_thread, ctl_thread;
 	pthread_t *workers;
 	int n_workers;
+	/* The stopped handler threads' pool, freed once the I/O loop stopped:
+	 * the loop may still signal its condition variable (workers.c). */
+	void *workers_retired;
 	struct event_base *base;
 	struct event *send_ev;
 	struct cmi_http_server *server;
@@ -352,13 +355,19 @@ void cmi_brk_on_request(void *user, struct cmi_http_request *req);
 int cmi_brk_sub_renew(struct cmicro_broker *b, struct cmicro_subscription *sub);
 int cmi_brk_workers_start(struct cmicro_broker *b);
 void cmi_brk_workers_stop(struct cmicro_broker *b);
+/* Frees the pool of the stopped handler threads; call once the I/O loop
+ * has stopped. */
+void cmi_brk_workers_release(struct cmicro_broker *b);
 /* Runs sub's handler for d on the calling thread, the I/O thread when the
  * broker runs handlers inline (broker->lock not held). */
 void cmi_brk_run_inline(struct cmicro_broker *b, struct cmicro_subscription *sub,
 			struct brk_delivery *d);
-/* Queues msg for sub (broker->lock held); false when the queue is full. */
-bool cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
-		     struct brk_job *job);
+/* Queues job for sub (b->lock held; the caller checked the queue's room).
+ * When an idle handler thread must take it, sets *wake to the condition
+ * variable to signal once the caller has released b->lock, which stays
+ * valid until cmi_brk_workers_release. */
+void cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
+		     struct brk_job *job, pthread_cond_t **wake);
 void cmi_brk_unsubscribe_all(struct cmicro_broker *b);
 void cmi_brk_sub_release(struct cmicro_subscription *sub);
 

@@ -275,6 +275,7 @@ static void lc_stop_threads(struct cmicro_broker *b)
 	cmi_brk_ctl_stop(b);
 	if (b->connected && b->base != NULL)
 		lc_stop_loop(b);
+	cmi_brk_workers_release(b);
 	b->connected = false;
 }
 

@@ -162,6 +162,7 @@ static int serve_inline(struct cmicro_broker *b, struct brk_delivery *d, const c
 
 static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const char *id)
 {
+	pthread_cond_t *wake = NULL;
 	bool full;
 	int n;
 
@@ -188,9 +189,12 @@ static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const
 			continue;
 		}
 		job->d = d;
-		cmi_brk_enqueue(b, s, job);
+		cmi_brk_enqueue(b, s, job, &wake);
 	}
 	pthread_mutex_unlock(&b->lock);
+	/* After the unlock, so that the woken thread does not block on it. */
+	if (wake != NULL)
+		pthread_cond_signal(wake);
 	cmi_brk_delivery_done(d, 0);
 	return 0;
 }

@@ -39,9 +39,14 @@ static void wk_wake_one(struct cmicro_broker *b)
 		pthread_cond_signal(&pool->wake);
 }
 
-bool cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
-		     struct brk_job *job)
+/* A handler thread woken while the I/O thread still holds b->lock would
+ * only block on it again: one more futex call and context switch per
+ * message. */
+void cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
+		     struct brk_job *job, pthread_cond_t **wake)
 {
+	struct wk_pool *pool = wk_pool_of(b);
+
 	if (sub->jobs_tail != NULL)
 		sub->jobs_tail->next = job;
 	else
@@ -57,9 +62,9 @@ bool cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
 		else
 			b->run_head = sub;
 		b->run_tail = sub;
-		wk_wake_one(b);
+		if (pool != NULL && pool->idle > 0)
+			*wake = &pool->wake;
 	}
-	return true;
 }
 
 /* Takes the next subscription with work (lock held); NULL when stopping.
@@ -214,6 +219,17 @@ static void *wk_main(void *arg)
 	return NULL;
 }
 
+void cmi_brk_workers_release(struct cmicro_broker *b)
+{
+	struct wk_pool *pool = b->workers_retired;
+
+	b->workers_retired = NULL;
+	if (pool != NULL) {
+		pthread_cond_destroy(&pool->wake);
+		free(pool);
+	}
+}
+
 int cmi_brk_workers_start(struct cmicro_broker *b)
 {
 	struct wk_pool *pool;
@@ -254,15 +270,14 @@ void cmi_brk_workers_stop(struct cmicro_broker *b)
 		pthread_join(pool->threads[i], NULL);
 
 	/* The I/O thread may still enqueue until the loop stops; it then finds
-	 * no pool to wake. */
+	 * no pool to wake. It may also be about to signal the pool's condition
+	 * variable it found before, so the pool lives until the loop stopped. */
 	pthread_mutex_lock(&b->lock);
 	b->workers = NULL;
 	b->n_workers = 0;
 	pthread_mutex_unlock(&b->lock);
-	if (pool != NULL) {
-		pthread_cond_destroy(&pool->wake);
-		free(pool);
-	}
+	if (pool != NULL)
+		b->workers_retired = pool;
 
 	/* Subscriptions are gone by now; drop what the run queue still holds. */
 	pthread_mutex_lock(&b->lock);
