@@ -40,8 +40,8 @@ static void wk_wake_one(struct cmicro_broker *b)
 }
 
 /* A handler thread woken while the I/O thread still holds b->lock would
- * only block on it again: one more futex call and context switch per
- * message. */
+ * only block on it again, which cost one more futex call per message under
+ * strace. */
 void cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
 		     struct brk_job *job, pthread_cond_t **wake)
 {
@@ -270,8 +270,9 @@ void cmi_brk_workers_stop(struct cmicro_broker *b)
 		pthread_join(pool->threads[i], NULL);
 
 	/* The I/O thread may still enqueue until the loop stops; it then finds
-	 * no pool to wake. It may also be about to signal the pool's condition
-	 * variable it found before, so the pool lives until the loop stopped. */
+	 * no pool to wake. It may also be about to signal the condition
+	 * variable of a pool it found before, so the pool is freed only after
+	 * the loop stopped (cmi_brk_workers_release). */
 	pthread_mutex_lock(&b->lock);
 	b->workers = NULL;
 	b->n_workers = 0;
