@@ -179,13 +179,7 @@ static void cli_write_failed(struct cli_conn *conn, int saved_errno)
 
 static void cli_want_write(struct cli_conn *conn, bool on)
 {
-	if (on == conn->wev_added)
-		return;
-	if (on)
-		event_add(conn->wev, NULL);
-	else
-		event_del(conn->wev);
-	conn->wev_added = on;
+	cmi_http_event_set(conn->wev, &conn->wev_added, on);
 }
 
 void cli_conn_kill(struct cli_conn *conn)

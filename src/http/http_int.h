@@ -28,6 +28,10 @@ int cmi_http_threads_init(void);
  * change list mishandles. Returns NULL when out of memory. */
 struct event_base *cmi_http_base_new(void);
 
+/* Adds ev (without a timeout) or deletes it, only when that changes
+ * *added, so a connection that keeps its interest costs no epoll_ctl. */
+void cmi_http_event_set(struct event *ev, bool *added, bool on);
+
 /* ---- server ---- */
 
 struct cmi_http_server;

@@ -167,25 +167,16 @@ bool cmi_srv_conn_flushed(const struct srv_conn *conn)
 
 static void conn_want_write(struct srv_conn *conn, bool on)
 {
-	if (on == conn->wev_added)
-		return;
-	if (on)
-		event_add(conn->wev, NULL);
-	else
-		event_del(conn->wev);
-	conn->wev_added = on;
+	cmi_http_event_set(conn->wev, &conn->wev_added, on);
 }
 
 static void conn_want_read(struct srv_conn *conn, bool on)
 {
 	if (on == conn->rev_added)
 		return;
-	conn->rev_added = on;
-	if (!on) {
-		event_del(conn->rev);
+	cmi_http_event_set(conn->rev, &conn->rev_added, on);
+	if (!on)
 		return;
-	}
-	event_add(conn->rev, NULL);
 	/* Records that OpenSSL read ahead before reading paused are no longer
 	 * in the socket, so epoll would never report them. */
 	if (conn->ssl != NULL && SSL_has_pending(conn->ssl))

@@ -36,3 +36,14 @@ struct event_base *cmi_http_base_new(void)
 	event_config_free(cfg);
 	return base;
 }
+
+void cmi_http_event_set(struct event *ev, bool *added, bool on)
+{
+	if (on == *added)
+		return;
+	if (on)
+		event_add(ev, NULL);
+	else
+		event_del(ev);
+	*added = on;
+}
