@@ -2,12 +2,12 @@
  * cmicro_bench_pub CA CERT KEY REGISTRY TOPIC COUNT SIZE INFLIGHT TIMEOUT_S
  *
  * Publishes COUNT messages of SIZE bytes to TOPIC, keeping INFLIGHT of them
- * in flight: the main thread publishes the first INFLIGHT, and each result
- * that comes back through cmicro_broker_publish_notify (every subscriber
- * returned 2xx, or the first attempt failed) publishes the next message
- * from the callback, on the broker's I/O thread, as an event-driven service
- * would. Prints "PUB ok=N failed=N" on standard error. Gives up after
- * TIMEOUT_S seconds.
+ * in flight. The main thread publishes the first INFLIGHT. Each result that
+ * comes back through cmicro_broker_publish_notify (every subscriber
+ * returned 2xx, or the first attempt failed) then publishes the next
+ * message from the callback, on the broker's I/O thread, as an
+ * event-driven service would. Prints "PUB ok=N failed=N" on standard
+ * error, and gives up after TIMEOUT_S seconds.
  */
 #include <pthread.h>
 

@@ -9,8 +9,8 @@
  *   node id,
  *   503 the subscription's queue is full or it closed meanwhile,
  *   500 a handler returned an error, 200 every handler succeeded.
- * The HTTP layer itself answers 413 for a body over the limit, 431 for a
- * head over its limit, and 400 for a request that breaks HTTP/1.1 framing
+ * The HTTP layer itself replies 413 to a body over the limit, 431 to a
+ * head over its limit, and 400 to a request that breaks HTTP/1.1 framing
  * rules (docs/limits.md lists them all).
  * Rejections are logged at most once every few seconds per client host and
  * reason, so one noisy client neither floods the log nor hides another.

@@ -182,7 +182,8 @@ void cmi_srv_detach_requests(struct cmi_http_server *srv);
 /* Clears the connection of the requests that refer to conn, which closes. */
 void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn);
 const char *cmi_srv_status_phrase(int status);
-/* Formats the Date field value, at most once a second. */
+/* Returns the Date field value, formatted again only when the second
+ * changed since the previous call. */
 const char *cmi_srv_date(struct cmi_http_server *srv);
 
 /*

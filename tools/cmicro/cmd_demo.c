@@ -371,9 +371,9 @@ static int demo_expect(const struct demo *d, const char *name, int want)
 	return 1;
 }
 
-/* As demo_expect, summed over the children whose name starts with prefix;
- * says how the messages split between them. The publisher picks a member
- * at random for each message, so one member may get them all. */
+/* Checks as demo_expect, summed over the children whose name starts with
+ * prefix, and prints how the messages split between them. The publisher
+ * picks a member at random for each message, so one member may get all. */
 static int demo_expect_total(const struct demo *d, const char *prefix, int want)
 {
 	char split[160] = "";
