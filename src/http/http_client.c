@@ -1,8 +1,17 @@
 /*
  * HTTP/1.1 client with kept-alive connections per address: the calls, the
  * pool of connections and the queue of calls waiting for one. The I/O of a
- * connection is in http_client_io.c. A connection carries one request at a
- * time, and at most CLI_CONNS_PER_NODE are open to one node.
+ * connection is in http_client_io.c. A connection carries up to
+ * CLI_PIPELINE_DEPTH requests at a time (pipelined), and at most
+ * CLI_CONNS_PER_NODE are open to one node.
+ *
+ * RFC 9112 (section 9.3.2) says that a client should not pipeline after a
+ * request that is not idempotent unless it can recover from a partial
+ * failure.
+ * Broker messages are delivered at least once and carry a Micro-Id that
+ * subscribers use to drop repeats, so a request lost with its connection is
+ * sent once more, and one that was handled and is sent again is a
+ * duplicate the subscriber recognises.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,7 +32,7 @@ static void cli_reap(evutil_socket_t fd, short what, void *arg)
 	while (*link != NULL) {
 		struct cli_conn *conn = *link;
 
-		if (conn->state == CLI_DEAD && conn->call == NULL) {
+		if (conn->state == CLI_DEAD && conn->head == NULL) {
 			char key[sizeof(conn->key)];
 
 			*link = conn->next;
@@ -127,17 +136,22 @@ static void cli_call_event(evutil_socket_t fd, short what, void *arg)
 		cli_fail(call, CMICRO_ETIMEDOUT,
 			 "no free connection to %s within the delivery timeout: %d requests were "
 			 "already under way to that node, which is slow or overloaded",
-			 call->address, CLI_CONNS_PER_NODE);
+			 call->address, CLI_CONNS_PER_NODE * CLI_PIPELINE_DEPTH);
 		call->completed = true;
 	} else if (!call->completed) {
-		struct cli_conn *conn = call->conn;
+		struct cmi_http_result behind = {0};
 
-		cli_timed_out(call, conn);
+		cli_timed_out(call, call->conn);
 		call->completed = true;
-		call->conn = NULL;
-		conn->call = NULL;
-		/* A late response must not be read as the next request's. */
-		cli_conn_kill(conn);
+		/* A late response must not be read as the next request's, so the
+		 * connection ends with the requests behind this one, which waited
+		 * on the same node. */
+		behind.err = CMICRO_ETIMEDOUT;
+		cmi_fmt(behind.message, sizeof(behind.message),
+			"a request ahead of this one on its connection to %s got no response "
+			"within the delivery timeout; the node is slow, stalled or unreachable",
+			call->address);
+		cli_conn_drop(call->conn, call, &behind);
 	}
 	memcpy(key, call->key, sizeof(key));
 	call->done(call->arg, &call->result);
@@ -180,54 +194,66 @@ bad:
 			 address);
 }
 
-static struct cli_conn *cli_find_idle(struct cmi_http_client *client, const char *key)
-{
-	for (struct cli_conn *c = client->conns; c != NULL; c = c->next) {
-		if (c->call == NULL && c->state != CLI_DEAD && strcmp(c->key, key) == 0)
-			return c;
-	}
-	return NULL;
-}
-
-/* Counts the connections to key that are open or opening. */
-static int cli_count(const struct cmi_http_client *client, const char *key)
-{
-	int n = 0;
-
-	for (const struct cli_conn *c = client->conns; c != NULL; c = c->next)
-		n += c->state != CLI_DEAD && strcmp(c->key, key) == 0;
-	return n;
-}
-
-/* Finds an idle connection to the call's node, or opens one while the node
- * is under the cap. Returns 0 with *out NULL when the call must wait. A
- * call sent again prefers a new connection, because the other idle ones
- * may have been closed with the one that failed it. */
+/*
+ * Chooses the connection for call. The first choice is one whose requests
+ * of this pass of the loop are not written yet, or that is still opening,
+ * so that they leave together. Then comes an idle one, then a new one while
+ * the node is under the cap, then the one carrying the fewest requests.
+ * Returns 0 with *out NULL when every connection to the node carries
+ * CLI_PIPELINE_DEPTH. A call sent again goes on a connection opened since,
+ * because the other idle ones may have been closed with the one that
+ * failed it.
+ */
 static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *call,
 			struct cli_conn **out)
 {
-	bool full = cli_count(client, call->key) >= CLI_CONNS_PER_NODE;
+	struct cli_conn *batch = NULL, *idle = NULL, *least = NULL;
+	int n = 0;
 
 	*out = NULL;
-	if (!call->resent || full)
-		*out = cli_find_idle(client, call->key);
-	if (*out != NULL || full)
+	for (struct cli_conn *c = client->conns; c != NULL; c = c->next) {
+		if (c->state == CLI_DEAD || strcmp(c->key, call->key) != 0)
+			continue;
+		n++;
+		if (c->n_calls >= CLI_PIPELINE_DEPTH)
+			continue;
+		if (c->n_calls == 0) {
+			if (idle == NULL)
+				idle = c;
+			continue;
+		}
+		if (batch == NULL && (c->state != CLI_OPEN || c->flush_pending) &&
+		    (!call->resent || c->responses == 0))
+			batch = c;
+		if (least == NULL || c->n_calls < least->n_calls)
+			least = c;
+	}
+	if (batch != NULL) {
+		*out = batch;
 		return 0;
-	return cli_conn_open(client, call, out);
+	}
+	if (n < CLI_CONNS_PER_NODE && (call->resent || idle == NULL))
+		return cli_conn_open(client, call, out);
+	*out = idle != NULL ? idle : least;
+	return 0;
 }
 
 /* Starts the call's request on conn. A connection that failed as it opened
  * reports its failure through the call. */
 static void cli_start(struct cli_call *call, struct cli_conn *conn)
 {
+	int rc;
+
 	if (conn->state == CLI_DEAD) {
 		call->result = conn->failure;
 		cli_call_finish(call);
 		return;
 	}
-	call->conn = conn;
-	conn->call = call;
-	cli_conn_send(conn);
+	rc = cli_conn_add(conn, call);
+	if (rc != 0) {
+		cli_fail(call, rc, "%s", cmicro_last_errmsg());
+		cli_call_finish(call);
+	}
 }
 
 /* Starts the oldest call waiting for key, when a connection is free. */
@@ -269,11 +295,15 @@ static void cli_enqueue(struct cli_call *call)
 
 void cli_call_resend(struct cli_call *call)
 {
-	struct cli_conn *conn = NULL;
+	call->resent = true;
+	cli_call_restart(call);
+}
 
+void cli_call_restart(struct cli_call *call)
+{
+	struct cli_conn *conn = NULL;
 	int rc;
 
-	call->resent = true;
 	rc = cli_conn_for(call->client, call, &conn);
 	if (rc != 0) {
 		cli_fail(call, rc, "%s", cmicro_last_errmsg());
@@ -447,6 +477,10 @@ void cmi_http_client_free(struct cmi_http_client *client)
 {
 	if (client == NULL)
 		return;
+	for (struct cli_conn *c = client->conns; c != NULL; c = c->next) {
+		c->head = c->tail = NULL;
+		c->n_calls = 0;
+	}
 	while (client->calls != NULL) {
 		struct cli_call *call = client->calls;
 
@@ -455,8 +489,7 @@ void cmi_http_client_free(struct cmi_http_client *client)
 		if (!call->completed)
 			cli_fail(call, CMICRO_ECLOSED, "the broker closed before a response");
 		call->completed = true;
-		if (call->conn != NULL)
-			call->conn->call = NULL;
+		call->conn = NULL;
 		call->done(call->arg, &call->result);
 		cli_call_release(call);
 	}

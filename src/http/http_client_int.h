@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/time.h>
 
 #include <event2/event.h>
@@ -28,6 +29,16 @@
  * by default, so a few publishers each at this cap stay under its limit,
  * while 64 requests in flight per node keep a loopback link busy. */
 #define CLI_CONNS_PER_NODE 64
+
+/* Requests one connection carries at once (HTTP/1.1 pipelining). Requests
+ * started in one pass of the loop leave together in one write, and their
+ * responses come back in one read, so a burst costs a few system calls
+ * instead of two per message. Of 2, 4, 8 and 16, bench/run.sh's pair at 8
+ * messages in flight used the least CPU per message with 8 (docs/
+ * benchmarks.md). More connections with fewer requests each let the
+ * subscriber handle one batch while the publisher reads another, which
+ * raised the rate with inline handlers but cost more CPU. */
+#define CLI_PIPELINE_DEPTH 8
 
 enum cli_state {
 	CLI_CONNECTING,  /* TCP connect in progress */
@@ -51,10 +62,18 @@ struct cli_conn {
 	bool write_wants_read; /* SSL_write needs the socket readable */
 	char key[320];     /* "https://host:port" */
 	char address[256]; /* "host:port", for messages */
-	struct cli_call *call;
-	/* The request being written: borrowed from call. */
-	const char *out;
-	size_t out_len, out_off;
+	/* The calls whose requests went, or go, out on this connection, oldest
+	 * first: the responses come back in this order. */
+	struct cli_call *head, *tail;
+	unsigned n_calls;
+	/* Writes the requests queued during this pass of the loop. */
+	struct event *flush_ev;
+	bool flush_pending;
+	/* Requests not yet written, copied from their calls. */
+	char *out;
+	size_t out_cap, out_len, out_off;
+	uint64_t queued; /* request bytes queued since the connection opened */
+	uint64_t sent;   /* and written */
 	char *in; /* CLI_IN_SIZE bytes read, not yet parsed */
 	size_t in_len;
 	struct cmi_http_resp resp;
@@ -66,6 +85,8 @@ struct cli_call {
 	struct cli_call *prev, *next; /* in client->calls until done runs */
 	struct cmi_http_client *client;
 	struct cli_conn *conn; /* NULL while waiting and once the request is over */
+	struct cli_call *cnext; /* in conn's calls */
+	uint64_t wire_end;      /* conn->queued at the end of this request */
 	cmi_http_done_fn done;
 	void *arg;
 	struct event *ev; /* the deadline, and activated on completion */
@@ -108,15 +129,21 @@ void cli_reap_soon(struct cmi_http_client *client);
 /* Sends call again on a new connection, once: the kept-alive connection it
  * went out on had been closed by the server. */
 void cli_call_resend(struct cli_call *call);
+/* Starts call again as if new: the server cannot have processed it. */
+void cli_call_restart(struct cli_call *call);
 
 /* http_client_io.c */
 
-/* Opens a connection for call to call->address; the request is sent once
- * it is connected (cli_conn_send). */
+/* Opens a connection for call to call->address; requests added to it
+ * are written once it is connected. */
 int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
 		  struct cli_conn **out);
-/* Starts writing the request of conn->call. */
-void cli_conn_send(struct cli_conn *conn);
+/* Adds the request of call behind those conn already carries. It is written
+ * with the others added in the same pass of the loop. */
+int cli_conn_add(struct cli_conn *conn, struct cli_call *call);
+/* Takes call out of conn's calls and ends conn, whose responses could no
+ * longer be told apart; the other calls fail with f. */
+void cli_conn_drop(struct cli_conn *conn, struct cli_call *call, const struct cmi_http_result *f);
 /* Marks conn dead: its events stop and the reaper frees it. */
 void cli_conn_kill(struct cli_conn *conn);
 void cli_conn_free(struct cli_conn *conn);

@@ -1,10 +1,10 @@
 /*
  * One client connection: a non-blocking socket, an OpenSSL object driven
- * on it directly, and the response parser. A request is written at once
- * with a single SSL_write (one TLS record, one write(2)) and the socket
- * stays registered for reading only, so a kept-alive connection costs no
- * epoll_ctl per request. OpenSSL reads ahead, so a response usually takes
- * one read(2).
+ * on it directly, and the response parser. The requests queued on a
+ * connection during one pass of the loop leave in a single SSL_write (one
+ * TLS record, one write(2)). The socket stays registered for reading only,
+ * so a kept-alive connection costs no epoll_ctl per request. OpenSSL reads
+ * ahead, so the responses to such a batch usually take one read(2).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -20,7 +20,6 @@
 #include "http/http_client_int.h"
 
 static void cli_io(evutil_socket_t fd, short what, void *arg);
-static void cli_read(struct cli_conn *conn);
 
 /* ---- failures ---- */
 
@@ -92,7 +91,7 @@ static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
 		return;
 	f->err = CMICRO_ECONNECT;
 	f->tls_reason = CMICRO_TLS_REASON_NONE;
-	if (conn->call != NULL && conn->call->resent) {
+	if (conn->head != NULL && conn->head->resent) {
 		cmi_fmt(f->message, sizeof(f->message),
 			"%s closed a kept-alive connection and then a new one before a response; "
 			"the node is restarting or stopping",
@@ -113,66 +112,131 @@ static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
 			  : "plain HTTP (its metadata says secure=false)");
 }
 
-/* Ends conn with failure f, which its call (if any) reports. */
-static void cli_conn_fail(struct cli_conn *conn, const struct cmi_http_result *f)
+/*
+ * Ends conn after a failure. Its first call goes once more on a new
+ * connection when resend_first is set, and fails with f otherwise. The
+ * calls behind it, whose responses had not started, do the same according
+ * to resend_rest. A call already sent twice fails.
+ */
+static void cli_conn_end(struct cli_conn *conn, const struct cmi_http_result *f,
+			 bool resend_first, bool resend_rest)
 {
-	struct cli_call *call = conn->call;
+	struct cli_call *call = conn->head;
+	bool first = true;
 
 	ERR_clear_error();
-	if (call != NULL) {
-		call->result = *f;
-		call->conn = NULL;
-		conn->call = NULL;
-		cli_call_finish(call);
-	}
+	conn->head = conn->tail = NULL;
+	conn->n_calls = 0;
 	cli_conn_kill(conn);
+	while (call != NULL) {
+		struct cli_call *next = call->cnext;
+
+		call->cnext = NULL;
+		call->conn = NULL;
+		if (!call->resent && (first ? resend_first : resend_rest)) {
+			cli_call_resend(call);
+		} else {
+			call->result = *f;
+			cli_call_finish(call);
+		}
+		first = false;
+		call = next;
+	}
+}
+
+/* Ends conn and starts its calls again on other connections, as new: the
+ * server processed none of them. */
+static void cli_conn_restart_calls(struct cli_conn *conn)
+{
+	struct cli_call *call = conn->head;
+
+	ERR_clear_error();
+	conn->head = conn->tail = NULL;
+	conn->n_calls = 0;
+	cli_conn_kill(conn);
+	while (call != NULL) {
+		struct cli_call *next = call->cnext;
+
+		call->cnext = NULL;
+		call->conn = NULL;
+		cli_call_restart(call);
+		call = next;
+	}
+}
+
+void cli_conn_drop(struct cli_conn *conn, struct cli_call *call, const struct cmi_http_result *f)
+{
+	struct cli_call **link = &conn->head, *prev = NULL;
+
+	while (*link != NULL && *link != call) {
+		prev = *link;
+		link = &(*link)->cnext;
+	}
+	if (*link == call) {
+		*link = call->cnext;
+		if (conn->tail == call)
+			conn->tail = prev;
+		conn->n_calls--;
+	}
+	call->cnext = NULL;
+	call->conn = NULL;
+	cli_conn_end(conn, f, false, false);
 }
 
 /*
- * A server may close a kept-alive connection while it is idle, and a
- * request written before that close was read finds it closed. When not a
- * byte of a response came back, the request goes once more on a new
- * connection, as Go's HTTP client does for a connection closed while idle.
- * A server that read the request and then closed without a response gets
- * it twice, with the same Micro-Id, which delivery at least once allows.
- * Returns true when the call was handed back for that.
+ * A server may close a kept-alive connection while it is idle, and requests
+ * written before that close was read find it closed. When not a byte of a
+ * response came back, each request goes once more on a new connection, as
+ * Go's HTTP client does for a connection closed while idle. A server that
+ * read a request and then closed without a response gets it twice, with
+ * the same Micro-Id, which delivery at least once allows.
  */
-static bool cli_resend_stale(struct cli_conn *conn, int saved_errno)
+static bool cli_conn_stale(const struct cli_conn *conn, int saved_errno)
 {
-	struct cli_call *call = conn->call;
-
-	if (call == NULL || call->resent || conn->responses == 0 || conn->resp.status != 0 ||
-	    conn->resp.phase != CMI_HTTP_RESP_HEAD || conn->in_len > 0 ||
-	    (saved_errno != 0 && saved_errno != ECONNRESET && saved_errno != EPIPE) ||
-	    (conn->ssl != NULL && ERR_peek_error() != 0))
-		return false;
-	ERR_clear_error();
-	call->conn = NULL;
-	conn->call = NULL;
-	cli_conn_kill(conn);
-	cli_call_resend(call);
-	return true;
+	return conn->responses > 0 &&
+	       (saved_errno == 0 || saved_errno == ECONNRESET || saved_errno == EPIPE) &&
+	       (conn->ssl == NULL || ERR_peek_error() == 0);
 }
 
-/* The request could not be written: reads what the peer sent first, since a
+/* Returns true while no byte of the first call's response has come. */
+static bool cli_first_untouched(const struct cli_conn *conn)
+{
+	return conn->resp.status == 0 && conn->resp.phase == CMI_HTTP_RESP_HEAD &&
+	       conn->in_len == 0;
+}
+
+/* The connection closed, or failed with saved_errno, before the responses
+ * of its calls: ends it with the most specific cause known. */
+static void cli_conn_lost(struct cli_conn *conn, int saved_errno)
+{
+	struct cmi_http_result f = {0};
+	bool stale = cli_conn_stale(conn, saved_errno);
+
+	if (conn->head == NULL) {
+		ERR_clear_error();
+		cli_conn_kill(conn);
+		return;
+	}
+	cli_lost_failure(conn, saved_errno, &f);
+	cli_conn_end(conn, &f, stale && cli_first_untouched(conn), stale);
+}
+
+static void cli_read(struct cli_conn *conn);
+
+/* A request could not be written: reads what the peer sent first, since a
  * server that rejected this client's certificate sent an alert before it
  * reset the connection. */
 static void cli_write_failed(struct cli_conn *conn, int saved_errno)
 {
-	struct cmi_http_result f = {0};
-
 	/* What the peer sent first may be a whole response (a server that
 	 * refused the rest of a large body) or its end, which reading
 	 * completes, fails or resends itself. */
 	if (ERR_peek_error() == 0) {
 		cli_read(conn);
-		if (conn->state == CLI_DEAD || conn->call == NULL)
+		if (conn->state == CLI_DEAD || conn->head == NULL)
 			return;
 	}
-	if (cli_resend_stale(conn, saved_errno))
-		return;
-	cli_lost_failure(conn, saved_errno, &f);
-	cli_conn_fail(conn, &f);
+	cli_conn_lost(conn, saved_errno);
 }
 
 /* ---- events ---- */
@@ -189,19 +253,26 @@ void cli_conn_kill(struct cli_conn *conn)
 	conn->state = CLI_DEAD;
 	event_del(conn->rev);
 	event_del(conn->wev);
+	event_del(conn->flush_ev);
 	conn->wev_added = false;
+	conn->flush_pending = false;
 	cli_reap_soon(conn->client);
 }
 
 void cli_conn_free(struct cli_conn *conn)
 {
-	event_free(conn->rev);
-	event_free(conn->wev);
+	if (conn->rev != NULL)
+		event_free(conn->rev);
+	if (conn->wev != NULL)
+		event_free(conn->wev);
+	if (conn->flush_ev != NULL)
+		event_free(conn->flush_ev);
 	SSL_free(conn->ssl);
 	if (conn->fd >= 0)
 		close(conn->fd);
 	cmi_http_resp_clear(&conn->resp);
 	free(conn->in);
+	free(conn->out);
 	free(conn);
 }
 
@@ -209,8 +280,11 @@ void cli_conn_free(struct cli_conn *conn)
 
 static void cli_response_done(struct cli_conn *conn)
 {
-	struct cli_call *call = conn->call;
+	struct cli_call *call = conn->head;
 	struct cmi_http_resp *r = &conn->resp;
+	/* A server refusing a large body answers before it read the whole
+	 * request, and the rest of that request cannot be followed by another. */
+	bool early = conn->sent < call->wire_end;
 
 	call->result.status = r->status;
 	if (r->status < 200 || r->status > 299)
@@ -224,81 +298,79 @@ static void cli_response_done(struct cli_conn *conn)
 		call->result.body = call->body;
 		call->result.body_len = r->body_len;
 	}
+	conn->head = call->cnext;
+	if (conn->head == NULL)
+		conn->tail = NULL;
+	conn->n_calls--;
+	call->cnext = NULL;
 	call->conn = NULL;
-	conn->call = NULL;
 	conn->responses++;
 	cli_call_finish(call);
-	/* The rest of a request cut short by an early response cannot be
-	 * followed by another request. */
-	if (r->close || conn->out_off < conn->out_len)
-		cli_conn_kill(conn);
-	conn->out = NULL;
-	conn->out_len = conn->out_off = 0;
+	/* A server processes no request after the one it answered with
+	 * "Connection: close" (RFC 9112, section 9.6), and the requests behind
+	 * one answered early were not written. */
+	if (r->close || early) {
+		conn->out_len = conn->out_off = 0;
+		cli_conn_restart_calls(conn);
+		return;
+	}
+	if (conn->head != NULL)
+		cmi_http_resp_init(r, conn->head->get ? CMI_HTTP_GET_BODY_MAX : 0);
 }
 
-/* Parses what was read. Bytes with no request waiting for them, or after a
- * response that ends the connection, close it. A response may arrive before
- * the whole request left (a server refusing a large body does that), and
- * it is the response to that request. */
+/* Parses what was read: the responses of the calls in order. Bytes with no
+ * request waiting for them close the connection. */
 static void cli_parse(struct cli_conn *conn)
 {
-	size_t used;
+	while (conn->state == CLI_OPEN) {
+		size_t used;
 
-	if (conn->call == NULL) {
-		cli_conn_kill(conn);
-		return;
-	}
-	used = cmi_http_resp_feed(&conn->resp, conn->in, conn->in_len);
-	memmove(conn->in, conn->in + used, conn->in_len - used);
-	conn->in_len -= used;
-	if (conn->resp.phase == CMI_HTTP_RESP_BAD) {
-		struct cmi_http_result f = {0};
+		if (conn->head == NULL) {
+			if (conn->in_len > 0)
+				cli_conn_kill(conn);
+			return;
+		}
+		used = cmi_http_resp_feed(&conn->resp, conn->in, conn->in_len);
+		memmove(conn->in, conn->in + used, conn->in_len - used);
+		conn->in_len -= used;
+		if (conn->resp.phase == CMI_HTTP_RESP_BAD) {
+			struct cmi_http_result f = {0};
 
-		f.err = CMICRO_EPROTO;
-		cmi_fmt(f.message, sizeof(f.message), "%s from %s; check that the address is a "
-						      "broker node",
-			conn->resp.error, conn->address);
-		cli_conn_fail(conn, &f);
-		return;
+			f.err = CMICRO_EPROTO;
+			cmi_fmt(f.message, sizeof(f.message), "%s from %s; check that the address is "
+							      "a broker node",
+				conn->resp.error, conn->address);
+			cli_conn_end(conn, &f, false, false);
+			return;
+		}
+		if (conn->resp.phase != CMI_HTTP_RESP_DONE)
+			return;
+		cli_response_done(conn);
+		if (conn->in_len == 0)
+			return;
 	}
-	if (conn->resp.phase != CMI_HTTP_RESP_DONE)
-		return;
-	cli_response_done(conn);
-	if (conn->in_len > 0)
-		cli_conn_kill(conn);
 }
 
 /* The peer ended the connection (saved_errno 0) or it failed. */
 static void cli_lost(struct cli_conn *conn, int saved_errno)
 {
-	struct cmi_http_result f = {0};
+	if (conn->head != NULL && !cli_first_untouched(conn) && saved_errno == 0 &&
+	    conn->sent >= conn->head->wire_end) {
+		struct cmi_http_result f = {0};
 
-	if (conn->call == NULL) {
-		/* An idle connection the server closed. */
-		cli_conn_kill(conn);
-		return;
-	}
-	if (cli_resend_stale(conn, saved_errno))
-		return;
-	if (saved_errno == 0 && conn->out_off == conn->out_len) {
-		bool started = conn->resp.phase != CMI_HTTP_RESP_HEAD || conn->in_len > 0 ||
-			       conn->resp.status != 0;
-
+		/* A response whose body runs to the end of the connection. */
 		if (cmi_http_resp_eof(&conn->resp)) {
 			cli_response_done(conn);
-			cli_conn_kill(conn);
+			if (conn->state != CLI_DEAD)
+				cli_conn_lost(conn, 0);
 			return;
 		}
-		if (started) {
-			f.err = CMICRO_EPROTO;
-			cmi_fmt(f.message, sizeof(f.message), "%s from %s", conn->resp.error,
-				conn->address);
-			cli_conn_fail(conn, &f);
-			return;
-		}
+		f.err = CMICRO_EPROTO;
+		cmi_fmt(f.message, sizeof(f.message), "%s from %s", conn->resp.error, conn->address);
+		cli_conn_end(conn, &f, false, cli_conn_stale(conn, 0));
+		return;
 	}
-	cli_lost_failure(conn, saved_errno, &f);
-	cli_conn_fail(conn, &f);
+	cli_conn_lost(conn, saved_errno);
 }
 
 static void cli_read(struct cli_conn *conn)
@@ -366,10 +438,13 @@ static void cli_read(struct cli_conn *conn)
 
 /* ---- request ---- */
 
+/* Above this, the output buffer of a connection is freed once written. */
+#define CLI_OUT_KEEP (64u * 1024)
+
 static void cli_flush(struct cli_conn *conn)
 {
 	conn->write_wants_read = false;
-	while (conn->state == CLI_OPEN && conn->out != NULL && conn->out_off < conn->out_len) {
+	while (conn->state == CLI_OPEN && conn->out_off < conn->out_len) {
 		size_t left = conn->out_len - conn->out_off;
 		ssize_t n;
 		int saved;
@@ -407,21 +482,70 @@ static void cli_flush(struct cli_conn *conn)
 			}
 		}
 		conn->out_off += (size_t)n;
+		conn->sent += (uint64_t)n;
 	}
-	if (conn->state == CLI_OPEN && !conn->read_wants_write)
+	if (conn->state != CLI_OPEN)
+		return;
+	conn->out_off = conn->out_len = 0;
+	if (conn->out_cap > CLI_OUT_KEEP) {
+		free(conn->out);
+		conn->out = NULL;
+		conn->out_cap = 0;
+	}
+	if (!conn->read_wants_write)
 		cli_want_write(conn, false);
 }
 
-void cli_conn_send(struct cli_conn *conn)
+/* Runs once per pass of the loop in which requests were queued. */
+static void cli_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct cli_call *call = conn->call;
+	struct cli_conn *conn = arg;
 
-	conn->out = call->wire;
-	conn->out_len = call->wire_len;
-	conn->out_off = 0;
-	cmi_http_resp_init(&conn->resp, call->get ? CMI_HTTP_GET_BODY_MAX : 0);
-	if (conn->state == CLI_OPEN)
+	(void)fd;
+	(void)what;
+	conn->flush_pending = false;
+	/* A write waiting for the socket takes the new requests along. */
+	if (conn->state == CLI_OPEN && !conn->wev_added && !conn->write_wants_read)
 		cli_flush(conn);
+}
+
+int cli_conn_add(struct cli_conn *conn, struct cli_call *call)
+{
+	size_t need = conn->out_len + call->wire_len;
+
+	if (need > conn->out_cap) {
+		size_t cap = conn->out_cap ? conn->out_cap : 4096;
+		char *out;
+
+		while (cap < need)
+			cap *= 2;
+		out = realloc(conn->out, cap);
+		if (out == NULL)
+			return cmi_error(CMICRO_ENOMEM, "out of memory queueing a request to %s",
+					 conn->address);
+		conn->out = out;
+		conn->out_cap = cap;
+	}
+	memcpy(conn->out + conn->out_len, call->wire, call->wire_len);
+	conn->out_len += call->wire_len;
+	conn->queued += call->wire_len;
+	call->wire_end = conn->queued;
+	call->conn = conn;
+	call->cnext = NULL;
+	if (conn->tail != NULL) {
+		conn->tail->cnext = call;
+	} else {
+		conn->head = call;
+		cmi_http_resp_init(&conn->resp, call->get ? CMI_HTTP_GET_BODY_MAX : 0);
+	}
+	conn->tail = call;
+	conn->n_calls++;
+	/* A connection still opening writes them all once it is open. */
+	if (conn->state == CLI_OPEN && !conn->flush_pending) {
+		conn->flush_pending = true;
+		event_active(conn->flush_ev, 0, 0);
+	}
+	return 0;
 }
 
 /* ---- connecting ---- */
@@ -429,7 +553,7 @@ void cli_conn_send(struct cli_conn *conn)
 static void cli_opened(struct cli_conn *conn)
 {
 	conn->state = CLI_OPEN;
-	if (conn->call != NULL)
+	if (conn->head != NULL)
 		cli_flush(conn);
 	else
 		cli_want_write(conn, false);
@@ -462,7 +586,7 @@ static void cli_handshake(struct cli_conn *conn)
 			cli_socket_failure(conn, saved, &f);
 		else
 			cli_verdict_failure(conn, &f);
-		cli_conn_fail(conn, &f);
+		cli_conn_end(conn, &f, false, false);
 	}
 }
 
@@ -479,7 +603,7 @@ static void cli_connected(struct cli_conn *conn)
 		struct cmi_http_result f = {0};
 
 		cli_socket_failure(conn, soerr, &f);
-		cli_conn_fail(conn, &f);
+		cli_conn_end(conn, &f, false, false);
 		return;
 	}
 	event_add(conn->rev, NULL);
@@ -610,7 +734,8 @@ int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
 	if (rc == 0) {
 		conn->rev = event_new(client->base, conn->fd, EV_READ | EV_PERSIST, cli_io, conn);
 		conn->wev = event_new(client->base, conn->fd, EV_WRITE, cli_io, conn);
-		if (conn->rev == NULL || conn->wev == NULL)
+		conn->flush_ev = event_new(client->base, -1, 0, cli_flush_cb, conn);
+		if (conn->rev == NULL || conn->wev == NULL || conn->flush_ev == NULL)
 			rc = cmi_error(CMICRO_ENOMEM, "out of memory creating a connection to %s",
 				       call->address);
 	}

@@ -53,6 +53,9 @@ struct cmi_http_server_opts {
 	size_t max_headers;        /* bytes of the request line and headers; more get 431 */
 	int max_connections;       /* more are closed right after accept */
 	int read_timeout_ms;       /* time for one complete request */
+	/* Pipelined requests of one connection with the handler at once (0:
+	 * 64); at 1 the next request is framed only after the reply. */
+	int pipeline_max;
 	cmi_http_handler_fn handler;
 	void *user;
 };

@@ -50,7 +50,7 @@ static void pending_remove(struct cmi_http_server *srv, struct cmi_http_request 
 	req->prev = req->next = NULL;
 }
 
-static void request_free(struct cmi_http_request *req)
+void cmi_srv_request_free(struct cmi_http_request *req)
 {
 	while (req->query_values != NULL) {
 		struct srv_query_value *v = req->query_values;
@@ -92,6 +92,7 @@ void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn)
 	req->keep_alive = conn->head.keep_alive;
 	req->minor = conn->head.minor;
 	memcpy(req->peer, conn->peer, sizeof(req->peer));
+	cmi_srv_conn_queue(conn, req);
 	pending_add(srv, req);
 	tl_dispatching = req;
 	srv->opts.handler(srv->opts.user, req);
@@ -116,13 +117,14 @@ const char *cmi_srv_date(struct cmi_http_server *srv)
 	return srv->date;
 }
 
-/* A reply without a body gets no Content-Type, as Go's net/http server
- * sends none either; go-micro reads only the status of the reply. */
-static void send_one(struct cmi_http_server *srv, struct cmi_http_request *req)
+/* Hands req to its connection, which owns it from then on. A request whose
+ * connection closed is freed. */
+static void send_one(struct cmi_http_request *req)
 {
-	(void)srv;
 	if (req->conn != NULL)
 		cmi_srv_conn_replied(req->conn, req);
+	else
+		cmi_srv_request_free(req);
 }
 
 void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
@@ -139,11 +141,14 @@ void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
 		pending_remove(srv, r);
 	pthread_mutex_unlock(&srv->lock);
 
+	/* The replies of one connection in this batch leave in one write. */
+	srv->gathering = true;
 	for (; list != NULL; list = next) {
 		next = list->next_reply;
-		send_one(srv, list);
-		request_free(list);
+		send_one(list);
 	}
+	srv->gathering = false;
+	cmi_srv_conns_flush_dirty(srv);
 }
 
 void cmi_http_reply_typed(struct cmi_http_request *req, int status, const char *content_type,
@@ -173,8 +178,7 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 		pthread_mutex_lock(&srv->lock);
 		pending_remove(srv, req);
 		pthread_mutex_unlock(&srv->lock);
-		send_one(srv, req);
-		request_free(req);
+		send_one(req);
 		return;
 	}
 
@@ -193,7 +197,7 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 	pthread_mutex_unlock(&detach_lock);
 	/* A server that is gone has detached req, and nothing else refers to it. */
 	if (srv == NULL)
-		request_free(req);
+		cmi_srv_request_free(req);
 }
 
 void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn)
@@ -239,7 +243,7 @@ void cmi_srv_detach_requests(struct cmi_http_server *srv)
 	while (queued != NULL) {
 		struct cmi_http_request *next = queued->next_reply;
 
-		request_free(queued);
+		cmi_srv_request_free(queued);
 		queued = next;
 	}
 }

@@ -325,6 +325,8 @@ static void srv_apply_defaults(struct cmi_http_server_opts *o)
 		o->max_connections = 1024;
 	if (o->read_timeout_ms <= 0)
 		o->read_timeout_ms = 10000;
+	if (o->pipeline_max <= 0)
+		o->pipeline_max = 64;
 }
 
 int cmi_http_server_new(struct event_base *base, const struct cmi_http_server_opts *opts,
@@ -388,9 +390,11 @@ void cmi_http_server_free(struct cmi_http_server *srv)
 {
 	if (srv == NULL)
 		return;
-	cmi_srv_detach_requests(srv);
+	/* Connections first: one frees the replies it holds, which it tells
+	 * from the requests still with the handler while these exist. */
 	while (srv->conns != NULL)
 		cmi_srv_conn_close(srv->conns);
+	cmi_srv_detach_requests(srv);
 	srv_reap_cb(-1, 0, srv);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);

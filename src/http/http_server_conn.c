@@ -4,7 +4,9 @@
  * request head passes the strict check of http_head.c before it is parsed.
  * The socket stays registered for reading only, and the replies of the
  * requests framed in one pass leave in one write, so a kept-alive
- * connection costs no epoll_ctl per request.
+ * connection costs no epoll_ctl per request. A handler may reply later from
+ * another thread. The requests behind it are framed and handed over
+ * meanwhile, and the replies leave in the order of the requests.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -215,6 +217,14 @@ void cmi_srv_conn_close(struct srv_conn *conn)
 		close(conn->fd);
 	conn->fd = -1;
 	cmi_srv_forget_conn(srv, conn);
+	/* The requests still with the handler are freed when they reply. */
+	for (struct cmi_http_request *r = conn->q_head, *next; r != NULL; r = next) {
+		next = r->q_next;
+		if (r->replied)
+			cmi_srv_request_free(r);
+	}
+	conn->q_head = conn->q_tail = NULL;
+	conn->n_queued = 0;
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
 	else
@@ -301,8 +311,8 @@ static void conn_closing_written(struct srv_conn *conn)
 }
 
 /* Queues a reply of status with reason as its body and ends the connection
- * after it. It runs only between requests, so the replies to earlier
- * requests are already queued before it. */
+ * after it. It runs only between requests. When earlier requests still wait
+ * for their replies, it is written after those. */
 static void conn_reject(struct srv_conn *conn, int status, const char *reason)
 {
 	char key[160];
@@ -314,6 +324,11 @@ static void conn_reject(struct srv_conn *conn, int status, const char *reason)
 	conn->phase = SRV_CLOSING;
 	conn->in_len = 0;
 	conn->head_len = 0;
+	if (conn->n_queued > 0) {
+		conn->reject_status = status;
+		cmi_fmt(conn->reject_text, sizeof(conn->reject_text), "%s", reason);
+		return;
+	}
 	if (out_reply(conn, status, NULL, reason, false, "close", false) != 0) {
 		cmi_srv_conn_close(conn);
 		return;
@@ -329,7 +344,8 @@ static void conn_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (conn->phase == SRV_BUSY)
+	/* Handlers are running; their last reply restarts the deadline. */
+	if (conn->phase == SRV_BUSY || conn->n_queued > 0)
 		return;
 	if (conn->phase == SRV_CLOSING && conn->rejecting) {
 		cmi_log(CMICRO_LOG_DEBUG, "http", "HTTP-REJECT-TIMEOUT",
@@ -366,12 +382,34 @@ static void conn_unterminate(struct srv_conn *conn)
 	conn->nul_set = false;
 }
 
+/* Removes the request just handed to the handler from the input, which
+ * then starts with the next one. */
+static void conn_consume(struct srv_conn *conn)
+{
+	size_t rest = conn->in_len - conn->req_end;
+
+	memmove(conn->in, conn->in + conn->req_end, rest);
+	conn->in_len = rest;
+	conn->head_len = conn->body_len = conn->raw_off = conn->req_end = 0;
+	conn->scanned = 0;
+	conn->continue_sent = false;
+	cmi_http_head_init(&conn->scan, 0);
+	/* A large body leaves a large buffer, which an idle connection frees. */
+	if (conn->in_cap > 4 * SRV_READ_MIN && conn->in_len == 0) {
+		free(conn->in);
+		conn->in = NULL;
+		conn->in_cap = 0;
+	}
+}
+
 /* Hands the framed request to the handler. The body is NUL-terminated for
  * the handler's parsers. The byte under that NUL may belong to the next
- * request, so it is put back when the handler returns. */
+ * request, so it is put back when the handler returns. The handler reads
+ * the request only until it returns, so the input moves on at once. */
 static void conn_dispatch(struct srv_conn *conn)
 {
 	size_t end = conn->head_len + conn->body_len;
+	bool keep = conn->head.keep_alive;
 
 	if (conn_grow(conn, end + 1) != 0) {
 		conn_reject(conn, 503, "out of memory reading the request; retry later");
@@ -385,6 +423,32 @@ static void conn_dispatch(struct srv_conn *conn)
 	conn->in[end] = '\0';
 	cmi_srv_dispatch(conn->srv, conn);
 	conn_unterminate(conn);
+	/* A reply that ended the connection has set the phase already. */
+	if (conn->dead || conn->phase != SRV_BUSY)
+		return;
+	conn_consume(conn);
+	if (!keep) {
+		/* Nothing after it is a request: the connection ends after its reply. */
+		conn->in_len = 0;
+		return;
+	}
+	conn->phase = SRV_HEAD;
+	if (conn->n_queued == 0)
+		cmi_srv_conn_arm(conn);
+}
+
+/* Tells a client waiting for "100 Continue" to send its body. Not while
+ * earlier requests wait for their replies, which must come first. */
+static void conn_continue(struct srv_conn *conn)
+{
+	const struct cmi_http_req_head *h = &conn->head;
+
+	if ((conn->phase == SRV_BODY || conn->phase == SRV_CHUNKED) && h->expect_continue &&
+	    conn->in_len == conn->head_len && !conn->continue_sent && conn->n_queued == 0 &&
+	    out_reserve(conn, 32) == 0) {
+		out_str(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+		conn->continue_sent = true;
+	}
 }
 
 /* Starts the body of a parsed head, or dispatches a request without one. */
@@ -417,11 +481,7 @@ static void conn_head_done(struct srv_conn *conn)
 		conn_dispatch(conn);
 		return;
 	}
-	if (h->expect_continue && conn->in_len == conn->head_len && !conn->continue_sent &&
-	    out_reserve(conn, 32) == 0) {
-		out_str(conn, "HTTP/1.1 100 Continue\r\n\r\n");
-		conn->continue_sent = true;
-	}
+	conn_continue(conn);
 }
 
 /* Checks and parses the head at the front of the input. Returns false
@@ -536,56 +596,129 @@ static bool conn_chunked(struct srv_conn *conn)
 	return false;
 }
 
-/* Removes the request just replied to from the input and prepares for the
- * next one, which may already be there. */
-static void conn_next_request(struct srv_conn *conn, bool keep_alive)
+void cmi_srv_conn_queue(struct srv_conn *conn, struct cmi_http_request *req)
 {
-	size_t rest = conn->in_len - conn->req_end;
+	req->q_next = NULL;
+	if (conn->q_tail != NULL)
+		conn->q_tail->q_next = req;
+	else
+		conn->q_head = req;
+	conn->q_tail = req;
+	conn->n_queued++;
+}
 
-	conn_unterminate(conn);
-	memmove(conn->in, conn->in + conn->req_end, rest);
-	conn->in_len = rest;
-	conn->head_len = conn->body_len = conn->raw_off = conn->req_end = 0;
-	conn->scanned = 0;
-	conn->continue_sent = false;
-	cmi_http_head_init(&conn->scan, 0);
-	conn->phase = keep_alive ? SRV_HEAD : SRV_CLOSING;
-	if (!keep_alive)
-		conn->in_len = 0;
-	/* A large body leaves a large buffer, which an idle connection frees. */
-	if (conn->in_cap > 4 * SRV_READ_MIN && conn->in_len == 0) {
-		free(conn->in);
-		conn->in = NULL;
-		conn->in_cap = 0;
+/* Removes req from conn's queue, wherever it is. */
+static void conn_unqueue(struct srv_conn *conn, struct cmi_http_request *req)
+{
+	struct cmi_http_request **link = &conn->q_head, *prev = NULL;
+
+	while (*link != NULL && *link != req) {
+		prev = *link;
+		link = &(*link)->q_next;
 	}
-	cmi_srv_conn_arm(conn);
-	if (!conn->peer_eof && keep_alive)
-		conn_want_read(conn, true);
+	if (*link != req)
+		return;
+	*link = req->q_next;
+	if (conn->q_tail == req)
+		conn->q_tail = prev;
+	conn->n_queued--;
+}
+
+/* Appends the replies at the front of the queue that have come, in the order
+ * of their requests. */
+static void conn_take_replies(struct srv_conn *conn)
+{
+	while (!conn->dead && conn->q_head != NULL && conn->q_head->replied) {
+		struct cmi_http_request *req = conn->q_head;
+		/* A client that closed its sending side still gets the replies to
+		 * the requests it sent before, and the last of them carries "close". */
+		bool last = req->q_next == NULL && conn->reject_status == 0 && conn->peer_eof &&
+			    conn->in_len == conn->req_end;
+		bool keep = req->keep_alive && !last;
+		const char *connection = NULL;
+		int rc;
+
+		conn->q_head = req->q_next;
+		if (conn->q_head == NULL)
+			conn->q_tail = NULL;
+		conn->n_queued--;
+		if (!keep)
+			connection = "close";
+		else if (req->minor == 0)
+			connection = "keep-alive";
+		rc = out_reply(conn, req->status, req->content_type, req->reply_body, req->head_only,
+			       connection, req->status == 405);
+		cmi_srv_request_free(req);
+		if (rc != 0) {
+			cmi_srv_conn_close(conn);
+			return;
+		}
+		if (!keep) {
+			/* Nothing is framed after it, so it was the last queued. */
+			conn->phase = SRV_CLOSING;
+			conn->in_len = 0;
+			cmi_srv_conn_arm(conn);
+			return;
+		}
+	}
+	if (conn->dead || conn->q_head != NULL)
+		return;
+	if (conn->reject_status != 0) {
+		int status = conn->reject_status;
+
+		conn->reject_status = 0;
+		if (out_reply(conn, status, NULL, conn->reject_text, false, "close", false) != 0) {
+			cmi_srv_conn_close(conn);
+			return;
+		}
+		cmi_srv_conn_arm(conn);
+		return;
+	}
+	/* The deadline waits for the next request again, unless a handler on
+	 * this stack has it (conn_dispatch restarts it). */
+	if (conn->phase != SRV_BUSY && conn->phase != SRV_CLOSING)
+		cmi_srv_conn_arm(conn);
+	conn_continue(conn);
 }
 
 void cmi_srv_conn_replied(struct srv_conn *conn, struct cmi_http_request *req)
 {
-	const char *connection = NULL;
-	/* A client that closed its sending side still gets the replies to the
-	 * requests it sent before, and the last of them carries "close". */
-	bool keep = req->keep_alive && !(conn->peer_eof && conn->in_len == conn->req_end);
+	struct cmi_http_server *srv = conn->srv;
 
-	if (conn->dead || conn->phase != SRV_BUSY)
-		return;
-	if (!keep)
-		connection = "close";
-	else if (req->minor == 0)
-		connection = "keep-alive";
-	if (out_reply(conn, req->status, req->content_type, req->reply_body, req->head_only,
-		      connection, req->status == 405) != 0) {
-		cmi_srv_conn_close(conn);
+	req->replied = true;
+	if (conn->dead) {
+		conn_unqueue(conn, req);
+		cmi_srv_request_free(req);
 		return;
 	}
-	conn_next_request(conn, keep);
+	conn_take_replies(conn);
+	if (conn->dead)
+		return;
+	if (srv->gathering) {
+		if (!conn->dirty) {
+			conn->dirty = true;
+			conn->dirty_next = srv->dirty;
+			srv->dirty = conn;
+		}
+		return;
+	}
 	/* A handler that replied inside conn_process returns to its framing
 	 * loop, which goes on with the next request. */
 	if (!conn->processing)
 		conn_process(conn);
+}
+
+void cmi_srv_conns_flush_dirty(struct cmi_http_server *srv)
+{
+	while (srv->dirty != NULL) {
+		struct srv_conn *conn = srv->dirty;
+
+		srv->dirty = conn->dirty_next;
+		conn->dirty_next = NULL;
+		conn->dirty = false;
+		if (!conn->dead)
+			conn_process(conn);
+	}
 }
 
 /* Returns true while a write waits for the socket, so framing more
@@ -604,6 +737,9 @@ static bool conn_frame(struct srv_conn *conn)
 	while (progress && !conn->dead) {
 		if (conn->out_len - conn->out_off >= SRV_OUT_BATCH)
 			return true;
+		/* Each request with the handler holds a decoded message. */
+		if (conn->n_queued >= (unsigned)conn->srv->opts.pipeline_max)
+			return false; /* resumed by the replies */
 		switch (conn->phase) {
 		case SRV_HEAD:
 			progress = conn_head(conn);
@@ -634,7 +770,7 @@ static void conn_process(struct srv_conn *conn)
 
 		if (conn->dead || !conn_write(conn))
 			break;
-		if (conn->phase == SRV_CLOSING) {
+		if (conn->phase == SRV_CLOSING && conn->n_queued == 0) {
 			conn_closing_written(conn);
 			break;
 		}
@@ -645,13 +781,12 @@ static void conn_process(struct srv_conn *conn)
 	if (conn->dead || conn->phase > SRV_CHUNKED)
 		return;
 	/* The client closed its side with a request still incomplete. */
-	if (conn->peer_eof && cmi_srv_conn_flushed(conn)) {
+	if (conn->peer_eof && cmi_srv_conn_flushed(conn) && conn->n_queued == 0) {
 		cmi_srv_conn_close(conn);
 		return;
 	}
-	/* conn_read pauses while a write waits. A reply resumes reading
-	 * (conn_next_request), but a request that is still incomplete gets no
-	 * reply, so reading resumes here. */
+	/* conn_read pauses while a write waits or the handler holds many
+	 * requests, and resumes here. */
 	if (!conn->peer_eof && !conn_write_blocked(conn))
 		conn_want_read(conn, true);
 }
@@ -728,7 +863,9 @@ static void conn_drain(struct srv_conn *conn)
 /* Returns true when the framing loop cannot take more input now. */
 static bool conn_blocked(const struct srv_conn *conn)
 {
-	return conn->phase == SRV_BUSY || conn->phase == SRV_CLOSING || conn_write_blocked(conn);
+	return conn->phase == SRV_BUSY || conn->phase == SRV_CLOSING ||
+	       conn->n_queued >= (unsigned)conn->srv->opts.pipeline_max ||
+	       conn_write_blocked(conn);
 }
 
 static void conn_read(struct srv_conn *conn)
@@ -744,7 +881,7 @@ static void conn_read(struct srv_conn *conn)
 			return;
 		}
 		if (conn_blocked(conn) && conn->in_len >= conn->req_end + SRV_PIPELINE_MAX) {
-			/* Resumed by conn_next_request or conn_process. */
+			/* Resumed by conn_process. */
 			conn_want_read(conn, false);
 			return;
 		}
@@ -760,8 +897,9 @@ static void conn_read(struct srv_conn *conn)
 		if (n < 0) {
 			conn->peer_eof = true;
 			conn_want_read(conn, false);
-			if (conn->phase == SRV_CLOSING || conn->phase == SRV_BUSY)
-				return; /* the reply still goes out */
+			if (conn->phase == SRV_CLOSING || conn->phase == SRV_BUSY ||
+			    conn->n_queued > 0)
+				return; /* the replies still go out */
 			conn_process(conn);
 			return;
 		}
@@ -824,7 +962,7 @@ static bool conn_write(struct srv_conn *conn)
  * with the framing of the requests that waited for the write. */
 static void conn_written(struct srv_conn *conn)
 {
-	if (conn->phase == SRV_CLOSING)
+	if (conn->phase == SRV_CLOSING && conn->n_queued == 0)
 		conn_closing_written(conn);
 	else if (conn->phase != SRV_DRAIN)
 		conn_process(conn);

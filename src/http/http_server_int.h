@@ -43,7 +43,8 @@ enum srv_phase {
 	SRV_HEAD = 0, /* waiting for (the rest of) a request head */
 	SRV_BODY,     /* waiting for the rest of a Content-Length body */
 	SRV_CHUNKED,  /* decoding a chunked body */
-	SRV_BUSY,     /* the handler has the request; its reply has not come */
+	SRV_BUSY,     /* framing stopped: the handler has the request, or the
+		       * connection ends after the replies it waits for */
 	SRV_CLOSING,  /* the last reply is being written, then the connection ends */
 	SRV_DRAIN     /* the write side is shut; input is read and dropped */
 };
@@ -88,6 +89,18 @@ struct srv_conn {
 	/* Output: replies not yet written. */
 	char *out;
 	size_t out_cap, out_len, out_off;
+
+	/* Requests handed to the handler whose replies are not written yet,
+	 * oldest first: the replies leave in this order, so a connection
+	 * carries several requests to handler threads at once. */
+	struct cmi_http_request *q_head, *q_tail;
+	unsigned n_queued;
+	/* A rejection framed behind requests still waiting for their replies,
+	 * written after them. */
+	int reject_status;
+	char reject_text[200];
+	struct srv_conn *dirty_next; /* in srv->dirty, while replies are gathered */
+	bool dirty;
 };
 
 /* Returns the decoded value of parameter name in a query string (without
@@ -104,6 +117,8 @@ struct srv_query_value {
 struct cmi_http_request {
 	struct cmi_http_request *prev, *next; /* in srv->pending */
 	struct cmi_http_request *next_reply;  /* in the reply queue */
+	struct cmi_http_request *q_next;      /* in conn's queue (loop thread) */
+	bool replied;                         /* its reply reached the loop thread */
 	struct cmi_http_server *srv;          /* NULL once the server is gone */
 	struct srv_conn *conn;                /* NULL once the connection closed */
 	/* Valid while the handler runs: they point into the connection's input. */
@@ -132,6 +147,10 @@ struct cmi_http_server {
 	struct event *reply_ev;
 	struct event *reap_ev;      /* frees dead connections */
 	struct srv_conn *dead;      /* closed connections waiting for the reaper */
+	/* While a batch of replies is taken from the queue, the connections
+	 * that got some; each writes them at once after the batch. */
+	bool gathering;
+	struct srv_conn *dirty;
 
 	/* Guards pending, the reply queue and every request's srv. */
 	pthread_mutex_t lock;
@@ -167,9 +186,13 @@ int cmi_srv_conn_open(struct cmi_http_server *srv, int fd, const char *peer);
  * it is freed by the reaper. */
 void cmi_srv_conn_close(struct srv_conn *conn);
 void cmi_srv_conn_free(struct srv_conn *conn);
-/* Appends the reply of the request conn is busy with, and goes on with the
- * input that followed it. */
+/* Takes req, whose reply came: appends the replies that are now next in
+ * order, and goes on with the input. conn owns req from here. */
 void cmi_srv_conn_replied(struct srv_conn *conn, struct cmi_http_request *req);
+/* Adds req, handed to the handler now, to the end of conn's queue. */
+void cmi_srv_conn_queue(struct srv_conn *conn, struct cmi_http_request *req);
+/* Writes what the replies gathered in srv->dirty added (reply batch). */
+void cmi_srv_conns_flush_dirty(struct cmi_http_server *srv);
 bool cmi_srv_conn_flushed(const struct srv_conn *conn);
 /* (Re)starts the deadline of conn: read_timeout_ms from now. */
 void cmi_srv_conn_arm(struct srv_conn *conn);
@@ -178,6 +201,7 @@ void cmi_srv_conn_arm(struct srv_conn *conn);
 /* Hands the request that conn has framed to the handler. */
 void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn);
 void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg);
+void cmi_srv_request_free(struct cmi_http_request *req);
 void cmi_srv_detach_requests(struct cmi_http_server *srv);
 /* Clears the connection of the requests that refer to conn, which closes. */
 void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn);

@@ -65,6 +65,10 @@ struct mock_conn {
 	SSL *ssl;
 	int index; /* order of acceptance, from 0 */
 	pthread_t thread;
+	/* Bytes read past the last request: the next, pipelined ones. */
+	char rbuf[MOCK_REQ_MAX + 1];
+	size_t rlen;
+	atomic_int reads; /* mock_read calls that returned bytes */
 };
 
 struct mock {
@@ -103,11 +107,17 @@ static bool mock_wait_readable(struct mock_conn *c)
  * connection, on an error, at stop or after MOCK_IO_MS. */
 static ssize_t mock_read(struct mock_conn *c, char *buf, size_t n)
 {
+	ssize_t r;
+
 	if (!mock_wait_readable(c))
 		return -1;
 	if (c->ssl != NULL)
-		return SSL_read(c->ssl, buf, (int)n);
-	return recv(c->fd, buf, n, 0);
+		r = SSL_read(c->ssl, buf, (int)n);
+	else
+		r = recv(c->fd, buf, n, 0);
+	if (r > 0)
+		atomic_fetch_add(&c->reads, 1);
+	return r;
 }
 
 static int mock_write(struct mock_conn *c, const char *buf, size_t n)
@@ -166,15 +176,18 @@ static unsigned long long mock_content_length(const char *head)
 	return field != NULL ? strtoull(field + 17, NULL, 10) : 0;
 }
 
-/* Reads one request head and, unless head_only, its body (dropped). Returns
- * 0, or -1 at the end of the connection, on an error or at stop. */
+/* Reads one request head and, unless head_only, its body (dropped). Bytes
+ * after that body are the next requests of a client that pipelines, kept
+ * for the next call. Returns 0, or -1 at the end of the connection, on an
+ * error or at stop. */
 static int mock_read_request(struct mock_conn *c, bool head_only)
 {
-	char buf[MOCK_REQ_MAX + 1];
-	size_t len = 0, head_len, extra;
+	char *buf = c->rbuf;
+	size_t len = c->rlen, head_len, extra;
 	unsigned long long length;
-	char *end;
+	char *end, saved;
 
+	c->rlen = 0;
 	while ((end = memmem(buf, len, "\r\n\r\n", 4)) == NULL) {
 		ssize_t n = len < MOCK_REQ_MAX ? mock_read(c, buf + len, MOCK_REQ_MAX - len) : -1;
 
@@ -184,13 +197,20 @@ static int mock_read_request(struct mock_conn *c, bool head_only)
 	}
 	head_len = (size_t)(end + 4 - buf);
 	extra = len - head_len;
+	saved = buf[head_len];
 	buf[head_len] = '\0';
 	length = mock_content_length(buf);
 	atomic_fetch_add(&c->m->requests, 1);
 	if (strncmp(buf, "GET ", 4) == 0)
 		atomic_fetch_add(&c->m->get_requests, 1);
-	if (head_only || length <= extra)
+	buf[head_len] = saved;
+	if (head_only)
 		return 0;
+	if (length <= extra) {
+		c->rlen = extra - (size_t)length;
+		memmove(buf, buf + head_len + length, c->rlen);
+		return 0;
+	}
 	return mock_skip(c, length - extra);
 }
 
@@ -1109,26 +1129,29 @@ static void test_http_client_get_body_over_limit_eproto(void **state)
 
 /* ---- connection cap ---- */
 
+/* A burst larger than the node's connections can carry waits for room
+ * instead of opening more. */
 static void test_http_client_burst_capped_at_64(void **state)
 {
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	enum { N = CLI_CONNS_PER_NODE * CLI_PIPELINE_DEPTH + 6 };
 	struct env *e = *state;
 	struct mock_opts o = {0};
 
 	o.script = script_serve;
 	o.reply = reply;
 	o.reply_len = sizeof(reply) - 1;
-	o.hold_ms = 200;
+	o.hold_ms = 100;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
 
-	for (int i = 0; i < 70; i++)
+	for (int i = 0; i < N; i++)
 		request_start(e->f, e->m->address, false, "{}", 2, 20000);
-	run_until(e->f, 70);
-	if (e->f->ok != 70)
-		fail_msg("%d of 70 requests got 200; first failure: %s", e->f->ok,
+	run_until(e->f, N);
+	if (e->f->ok != N)
+		fail_msg("%d of %d requests got 200; first failure: %s", e->f->ok, N,
 			 e->f->first_failure);
-	assert_int_equal(atomic_load(&e->m->requests), 70);
+	assert_int_equal(atomic_load(&e->m->requests), N);
 	assert_true(atomic_load(&e->m->max_open) <= CLI_CONNS_PER_NODE);
 	assert_int_equal(atomic_load(&e->m->accepted), CLI_CONNS_PER_NODE);
 }
@@ -1442,18 +1465,184 @@ static void test_http_client_cap_freed_by_timeouts(void **state)
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
 
-	for (int i = 0; i < CLI_CONNS_PER_NODE; i++)
+	for (int i = 0; i < CLI_CONNS_PER_NODE * CLI_PIPELINE_DEPTH; i++)
 		request_start(e->f, e->m->address, false, "{}", 2, 300);
 	request_start(e->f, e->m->address, false, "{}", 2, TIMEOUT_MS);
-	run_until(e->f, CLI_CONNS_PER_NODE + 1);
+	run_until(e->f, CLI_CONNS_PER_NODE * CLI_PIPELINE_DEPTH + 1);
 	/* The queued request may finish before the last timeouts are
 	 * reported, so it is found by its count, not as the last result. */
-	assert_int_equal(e->f->done, CLI_CONNS_PER_NODE + 1);
+	assert_int_equal(e->f->done, CLI_CONNS_PER_NODE * CLI_PIPELINE_DEPTH + 1);
 	if (e->f->ok != 1)
 		fail_msg("%d requests got 200, expected the queued one; first failure: %s",
 			 e->f->ok, e->f->first_failure);
 	TK_CONTAINS(e->f->first_failure, "CMICRO_ETIMEDOUT");
 	assert_int_equal(atomic_load(&e->m->accepted), CLI_CONNS_PER_NODE + 1);
+}
+
+/* ---- pipelining ---- */
+
+/* The first connection answers one request and closes; later ones serve. */
+static void script_first_serves_one(struct mock *m, struct mock_conn *c)
+{
+	if (c->index > 0) {
+		script_serve(m, c);
+		return;
+	}
+	if (mock_read_request(c, false) == 0)
+		(void)mock_send_reply(m, c);
+}
+
+/* Starts n requests in one pass of the loop. */
+static void burst(struct env *e, int n, int timeout_ms)
+{
+	int want = e->f->done + n;
+
+	for (int i = 0; i < n; i++)
+		request_start(e->f, e->m->address, false, "{\"n\":1}", 7, timeout_ms);
+	run_until(e->f, want);
+}
+
+static void check_pipelined_one_write(struct env *e, bool tls)
+{
+	struct mock_opts o = {0};
+
+	if (tls)
+		e->server_tls = server_tls(server_pem, server_key);
+	o.tls = e->server_tls;
+	o.script = script_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(tls ? client_tls(test_ca, NULL) : NULL);
+
+	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
+	if (e->f->ok != CLI_PIPELINE_DEPTH)
+		fail_msg("%d of %d pipelined requests got 200; first failure: %s", e->f->ok,
+			 CLI_PIPELINE_DEPTH, e->f->first_failure);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
+	assert_int_equal(atomic_load(&e->m->requests), CLI_PIPELINE_DEPTH);
+	/* They left in one write, so the mock read them all at once. */
+	assert_int_equal(atomic_load(&e->m->conns[0]->reads), 1);
+	/* The connection is kept for the next batch. */
+	burst(e, 2 * CLI_PIPELINE_DEPTH, TIMEOUT_MS);
+	assert_int_equal(e->f->ok, 3 * CLI_PIPELINE_DEPTH);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
+}
+
+static void test_http_client_pipelined_plain_one_write(void **state)
+{
+	check_pipelined_one_write(*state, false);
+}
+
+static void test_http_client_pipelined_tls_one_write(void **state)
+{
+	check_pipelined_one_write(*state, true);
+}
+
+/* One more request than a connection carries opens a second connection. */
+static void test_http_client_pipeline_depth_opens_second(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, CLI_PIPELINE_DEPTH + 1, TIMEOUT_MS);
+	assert_int_equal(e->f->ok, CLI_PIPELINE_DEPTH + 1);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
+	assert_true(atomic_load(&e->m->max_open) <= 2);
+}
+
+/* A server that closes after the first response of a batch: the requests
+ * behind it go once more on a new connection and succeed. */
+static void test_http_client_pipelined_rest_resent_after_close(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_first_serves_one;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
+	if (e->f->ok != CLI_PIPELINE_DEPTH)
+		fail_msg("%d of %d requests got 200; first failure: %s", e->f->ok,
+			 CLI_PIPELINE_DEPTH, e->f->first_failure);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
+	assert_int_equal(atomic_load(&e->m->requests), CLI_PIPELINE_DEPTH);
+}
+
+/* A server that closes after every response, saying so, processed none of
+ * the requests behind it: each goes out again as a new request, and all
+ * succeed, one connection each. */
+static void test_http_client_pipelined_close_each_restarts_rest(void **state)
+{
+	static const char reply[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+				    "Content-Length: 0\r\n\r\n";
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	o.close_after = true;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
+	if (e->f->ok != CLI_PIPELINE_DEPTH)
+		fail_msg("%d of %d requests got 200; first failure: %s", e->f->ok,
+			 CLI_PIPELINE_DEPTH, e->f->first_failure);
+	assert_int_equal(atomic_load(&e->m->accepted), CLI_PIPELINE_DEPTH);
+}
+
+/* A new connection closed without any response fails every request of its
+ * batch, none sent again: the node is not a broker, or refuses the client. */
+static void test_http_client_pipelined_fresh_close_fails_all(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_close_after_request;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
+	assert_int_equal(e->f->ok, 0);
+	assert_int_equal(e->f->done, CLI_PIPELINE_DEPTH);
+	expect_result(e->f, CMICRO_ECONNECT, 0);
+	TK_CONTAINS(e->f->first_failure, "closed before a response");
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
+}
+
+/* When the first request of a batch times out, those behind it fail too,
+ * naming the cause, and the connection is not used again. */
+static void test_http_client_pipelined_timeout_fails_behind(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_first_silent;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, CLI_PIPELINE_DEPTH, 300);
+	assert_int_equal(e->f->ok, 0);
+	TK_CONTAINS(e->f->first_failure, "no response within the delivery timeout");
+	expect_result(e->f, CMICRO_ETIMEDOUT, 0);
+	TK_CONTAINS(e->f->result.message, "a request ahead of this one");
+	request(e->f, e->m->address, false, TIMEOUT_MS);
+	expect_result(e->f, 0, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), 2);
+	assert_int_equal(client_all_conns(e->f->cli), 1);
 }
 
 /* ---- large requests over TLS ---- */
@@ -1528,6 +1717,13 @@ int main(void)
 		HC_TEST(test_http_client_timeout_frees_connection),
 		HC_TEST(test_http_client_cap_freed_by_timeouts),
 		HC_TEST(test_http_client_tls_large_body_partial_writes),
+	HC_TEST(test_http_client_pipelined_plain_one_write),
+	HC_TEST(test_http_client_pipelined_tls_one_write),
+	HC_TEST(test_http_client_pipeline_depth_opens_second),
+	HC_TEST(test_http_client_pipelined_rest_resent_after_close),
+	HC_TEST(test_http_client_pipelined_close_each_restarts_rest),
+	HC_TEST(test_http_client_pipelined_fresh_close_fails_all),
+	HC_TEST(test_http_client_pipelined_timeout_fails_behind),
 	};
 
 	/* The broker runs the client on threads with SIGPIPE blocked, so a

@@ -254,7 +254,9 @@ static void test_http_server_conn_tls_read_ahead_served(void **state)
 	long length = 0;
 
 	TK_OK(cmicro_cert_selfsigned(hosts, 1, &f->cert));
-	st_serve(f, NULL);
+	/* One request with the handler at a time, so reading pauses behind the
+	 * held one with records read ahead. */
+	st_serve(f, &(struct st_limits){.pipeline_max = 1});
 	st_set_mode(f, ST_MODE_HOLD);
 	c = st_open_tls(f, NULL);
 	sc_send_tls_batch(f, c, sc_tls_big_body());
@@ -286,7 +288,7 @@ static void test_http_server_conn_tls_read_ahead_served(void **state)
 
 static void test_http_server_conn_half_close_pipeline_answered(void **state)
 {
-	struct st_fixture *f = st_start(state, NULL);
+	struct st_fixture *f = st_start(state, &(struct st_limits){.pipeline_max = 1});
 	struct st_conn *c = st_open(f);
 	struct cmi_http_request *held;
 	struct st_response r;
@@ -380,16 +382,44 @@ static unsigned sc_wait_phases(struct st_fixture *f, unsigned want)
 	}
 }
 
+/* Counts the connections whose first queued request waits for its reply
+ * while the one behind it has its reply. */
+static void sc_replied_behind_cb(struct st_fixture *f, void *arg)
+{
+	int *n = arg;
+
+	*n = 0;
+	for (const struct srv_conn *conn = f->srv->conns; conn != NULL; conn = conn->next)
+		*n += conn->q_head != NULL && !conn->q_head->replied && conn->q_head->q_next &&
+		      conn->q_head->q_next->replied;
+}
+
+static void sc_wait_replied_behind(struct st_fixture *f)
+{
+	const struct timespec step = {0, 5 * 1000 * 1000};
+	double deadline = cmi_now_mono() + ST_IO_TIMEOUT_S;
+	int n = 0;
+
+	for (;;) {
+		st_on_loop(f, sc_replied_behind_cb, &n);
+		if (n > 0 || cmi_now_mono() >= deadline)
+			break;
+		nanosleep(&step, NULL);
+	}
+	assert_int_equal(n, 1);
+}
+
 static void test_http_server_conn_free_in_every_phase_clean(void **state)
 {
 	const unsigned want = 1u << SRV_HEAD | 1u << SRV_BODY | 1u << SRV_CHUNKED |
 			      1u << SRV_BUSY | 1u << SRV_DRAIN;
 	struct st_fixture *f = st_start(state, NULL);
 	struct st_conn *head = st_open(f), *body = st_open(f), *chunked = st_open(f);
-	struct st_conn *busy = st_open(f), *drain = st_open(f);
-	struct st_conn *all[] = {head, body, chunked, busy, drain};
-	struct cmi_http_request *held;
+	struct st_conn *busy = st_open(f), *drain = st_open(f), *queued = st_open(f);
+	struct st_conn *all[] = {head, body, chunked, busy, drain, queued};
+	struct cmi_http_request *held, *first, *second;
 	struct st_response r;
+	char batch[512] = "";
 	size_t extra = 0;
 
 	st_set_mode(f, ST_MODE_HOLD);
@@ -397,8 +427,19 @@ static void test_http_server_conn_free_in_every_phase_clean(void **state)
 	st_send(body, "POST /?id=b HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n0123");
 	st_send(chunked, "POST /?id=c HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
 			 "\r\n5\r\nab");
-	st_send(busy, "POST /?id=w HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nheld");
+	/* The last request of its connection: framing stops behind it. */
+	st_send(busy, "POST /?id=w HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+		      "Content-Length: 4\r\n\r\nheld");
 	held = st_take_held(f);
+	/* Two pipelined requests with the handler; the second one's reply waits
+	 * in the connection for the first one's. */
+	st_add_post(batch, sizeof(batch), "/?id=q", "first");
+	st_add_post(batch, sizeof(batch), "/?id=q", "second");
+	st_send(queued, batch);
+	first = st_take_held(f);
+	second = st_take_held(f);
+	cmi_http_reply(second, 200, "second");
+	sc_wait_replied_behind(f);
 	/* A rejected client that keeps its side open is drained. */
 	st_send(drain, "BAD\r\n\r\n");
 	st_expect_response(drain, &r);
@@ -408,14 +449,111 @@ static void test_http_server_conn_free_in_every_phase_clean(void **state)
 	st_stop_loop(f);
 	cmi_http_server_free(f->srv);
 	f->srv = NULL;
-	/* Only releases the detached request; a sanitizer build reports a use
+	/* Only releases the detached requests; a sanitizer build reports a use
 	 * of the freed connection or server, and leaks. */
 	cmi_http_reply(held, 200, "too late");
+	cmi_http_reply(first, 200, "too late");
 	for (size_t i = 0; i < CMI_ARRAY_LEN(all); i++) {
 		print_message("connection %zu\n", i);
 		assert_true(st_wait_closed(all[i], &extra));
 		assert_int_equal(extra, 0);
 	}
+}
+
+/* Pipelined requests reach the handler before the first is answered, and
+ * their replies leave in the order of the requests whatever order the
+ * handler answers in. */
+static void test_http_server_conn_pipelined_replies_in_order(void **state)
+{
+	struct st_fixture *f = st_start(state, NULL);
+	struct st_conn *c = st_open(f);
+	struct cmi_http_request *req[3];
+	struct st_response r;
+	char batch[512] = "";
+
+	st_set_mode(f, ST_MODE_HOLD);
+	st_add_post(batch, sizeof(batch), "/?id=o", "a");
+	st_add_post(batch, sizeof(batch), "/?id=o", "b");
+	st_add_post(batch, sizeof(batch), "/?id=o", "c");
+	st_send(c, batch);
+	for (int i = 0; i < 3; i++)
+		req[i] = st_take_held(f);
+	assert_int_equal(st_requests(f), 3);
+	cmi_http_reply(req[2], 200, "third");
+	cmi_http_reply(req[1], 201, "second");
+	/* Nothing leaves before the first reply. */
+	sc_wait_replied_behind(f);
+	cmi_http_reply(req[0], 202, "first");
+	st_expect_response(c, &r);
+	assert_int_equal(r.status, 202);
+	assert_string_equal(r.body, "first\n");
+	st_expect_response(c, &r);
+	assert_int_equal(r.status, 201);
+	assert_string_equal(r.body, "second\n");
+	st_expect_response(c, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "third\n");
+	/* The connection goes on. */
+	st_set_mode(f, ST_MODE_ECHO);
+	st_post_echoed(c, "after");
+}
+
+/* A request that breaks the framing behind ones with the handler is
+ * answered after their replies, and then the connection ends. */
+static void test_http_server_conn_rejection_waits_for_earlier_replies(void **state)
+{
+	struct st_fixture *f = st_start(state, NULL);
+	struct st_conn *c = st_open(f);
+	struct cmi_http_request *held;
+	struct st_response r;
+	char batch[512] = "";
+	size_t extra = 0;
+
+	st_set_mode(f, ST_MODE_HOLD);
+	st_add_post(batch, sizeof(batch), "/?id=r", "kept");
+	strcat(batch, "BAD\r\n\r\n");
+	st_send(c, batch);
+	held = st_take_held(f);
+	cmi_http_reply(held, 200, "kept");
+	st_expect_response(c, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "kept\n");
+	st_expect_response(c, &r);
+	assert_int_equal(r.status, 400);
+	assert_true(st_wait_closed(c, &extra));
+	assert_int_equal(extra, 0);
+}
+
+/* A client that pipelines requests and closes its sending side gets every
+ * reply, the last one with "Connection: close". */
+static void test_http_server_conn_half_close_held_pipeline(void **state)
+{
+	struct st_fixture *f = st_start(state, NULL);
+	struct st_conn *c = st_open(f);
+	struct cmi_http_request *req[2];
+	struct st_response r;
+	char batch[512] = "", value[32];
+	size_t extra = 0;
+
+	st_set_mode(f, ST_MODE_HOLD);
+	st_add_post(batch, sizeof(batch), "/?id=p", "one");
+	st_add_post(batch, sizeof(batch), "/?id=p", "two");
+	st_send(c, batch);
+	assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+	req[0] = st_take_held(f);
+	req[1] = st_take_held(f);
+	sc_wait(f, SC_PEER_EOF);
+	cmi_http_reply(req[1], 200, "two");
+	cmi_http_reply(req[0], 200, "one");
+	st_expect_response(c, &r);
+	assert_string_equal(r.body, "one\n");
+	assert_null(st_field(&r, "Connection", value, sizeof(value)));
+	st_expect_response(c, &r);
+	assert_string_equal(r.body, "two\n");
+	assert_non_null(st_field(&r, "Connection", value, sizeof(value)));
+	assert_string_equal(value, "close");
+	assert_true(st_wait_closed(c, &extra));
+	assert_int_equal(extra, 0);
 }
 
 #define SC_TEST(name) cmocka_unit_test_teardown(name, st_teardown)
@@ -428,6 +566,9 @@ int main(void)
 		SC_TEST(test_http_server_conn_half_close_pipeline_answered),
 		SC_TEST(test_http_server_conn_chunk_extensions_input_bounded),
 		SC_TEST(test_http_server_conn_free_in_every_phase_clean),
+		SC_TEST(test_http_server_conn_pipelined_replies_in_order),
+		SC_TEST(test_http_server_conn_rejection_waits_for_earlier_replies),
+		SC_TEST(test_http_server_conn_half_close_held_pipeline),
 	};
 
 	/* A write to a connection the server closed fails with EPIPE instead

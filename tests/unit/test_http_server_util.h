@@ -398,8 +398,12 @@ static inline void st_expect_response(struct st_conn *c, struct st_response *r)
 enum st_mode {
 	ST_MODE_ECHO = 0,  /* replies reply_status with the request body */
 	ST_MODE_POST_ONLY, /* 200 "handled" to POST and HEAD, 405 to other methods */
-	ST_MODE_HOLD,      /* keeps the request unanswered in held */
+	ST_MODE_HOLD,      /* keeps the request unanswered in held, in order */
 };
+
+/* Requests the handler holds at once in ST_MODE_HOLD; it answers more with
+ * 503. */
+#define ST_HELD_MAX 8
 
 /* Requests whose details the handler records. Later ones are only counted. */
 #define ST_SEEN_MAX 8
@@ -421,6 +425,7 @@ struct st_limits {
 	size_t max_headers;
 	int max_connections;
 	int read_timeout_ms;
+	int pipeline_max;
 };
 
 /* Client connections one test may open. */
@@ -462,7 +467,8 @@ struct st_fixture {
 	int reply_status;
 	int requests;
 	struct st_seen seen[ST_SEEN_MAX];
-	struct cmi_http_request *held;
+	struct cmi_http_request *held[ST_HELD_MAX];
+	int n_held;
 	int connections; /* cmi_http_server_connections() as st_count_cb read it */
 	bool counted;
 };
@@ -504,9 +510,14 @@ static inline void st_handler(void *user, struct cmi_http_request *req)
 	f->requests++;
 	mode = f->mode;
 	status = f->reply_status;
-	if (mode == ST_MODE_HOLD)
-		f->held = req;
+	if (mode == ST_MODE_HOLD && f->n_held < ST_HELD_MAX)
+		f->held[f->n_held++] = req;
+	else if (mode == ST_MODE_HOLD)
+		status = 503;
 	pthread_mutex_unlock(&f->lock);
+
+	if (mode == ST_MODE_HOLD && status == 503)
+		cmi_http_reply(req, 503, "too many held requests");
 
 	if (mode == ST_MODE_ECHO)
 		cmi_http_reply(req, status, body ? body : "");
@@ -577,6 +588,7 @@ static inline void st_serve(struct st_fixture *f, const struct st_limits *limits
 		so.max_headers = limits->max_headers;
 		so.max_connections = limits->max_connections;
 		so.read_timeout_ms = limits->read_timeout_ms;
+		so.pipeline_max = limits->pipeline_max;
 	}
 	so.handler = st_handler;
 	so.user = f;
@@ -638,8 +650,8 @@ static inline void st_free(struct st_fixture *f)
 	for (size_t i = 0; i < f->n_conns; i++)
 		st_close(f->conns[i]);
 	st_stop_loop(f);
-	if (f->held != NULL)
-		cmi_http_reply(f->held, 503, "test over");
+	for (int i = 0; i < f->n_held; i++)
+		cmi_http_reply(f->held[i], 503, "test over");
 	cmi_http_server_free(f->srv);
 	if (f->stop_ev != NULL)
 		event_free(f->stop_ev);
@@ -766,18 +778,40 @@ static inline int st_wait_connections(struct st_fixture *f, int n)
 	return open;
 }
 
-/* Takes the request the handler keeps in ST_MODE_HOLD, after waiting for it. */
+/* Takes the oldest request the handler keeps in ST_MODE_HOLD, after waiting
+ * (bounded) for one. */
 static inline struct cmi_http_request *st_take_held(struct st_fixture *f)
 {
-	struct cmi_http_request *req;
+	const struct timespec step = {0, 5 * 1000 * 1000};
+	double deadline = cmi_now_mono() + ST_IO_TIMEOUT_S;
+	struct cmi_http_request *req = NULL;
 
-	assert_int_equal(st_wait_requests(f, 1), 1);
-	pthread_mutex_lock(&f->lock);
-	req = f->held;
-	f->held = NULL;
-	pthread_mutex_unlock(&f->lock);
-	assert_non_null(req);
+	for (;;) {
+		pthread_mutex_lock(&f->lock);
+		if (f->n_held > 0) {
+			req = f->held[0];
+			f->n_held--;
+			memmove(f->held, f->held + 1, (size_t)f->n_held * sizeof(f->held[0]));
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (req != NULL || cmi_now_mono() >= deadline)
+			break;
+		nanosleep(&step, NULL);
+	}
+	if (req == NULL)
+		fail_msg("the handler held no request within %d s", ST_IO_TIMEOUT_S);
 	return req;
+}
+
+/* Returns how many requests the handler holds now. */
+static inline int st_held_count(struct st_fixture *f)
+{
+	int n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->n_held;
+	pthread_mutex_unlock(&f->lock);
+	return n;
 }
 
 /* Opens a plain connection to the fixture's server. */
