@@ -12,6 +12,7 @@
 #
 # Each process runs under `perf stat -e task-clock,context-switches,
 # user_time,system_time`; start-up is included and divided by the count.
+# The msg/s column is the rate the subscriber measured (its RESULT line).
 # Needs perf (linux-perf) and the peers of bench/setup.sh; builds into
 # BENCH_BUILD_DIR (default build-bench).
 set -euo pipefail
@@ -61,13 +62,14 @@ trap 'exit 130' INT TERM
 
 stat_cmd=(perf stat -x, -e task-clock,context-switches,user_time,system_time -o)
 
-# Prints one row from the perf stat file of a process.
+# Prints one row from the perf stat file of a process; $3 is the rate that
+# the subscriber measured, or "-".
 cpustat_row() {
-	awk -F, -v n="$count" -v who="$2" '
+	awk -F, -v n="$count" -v who="$2" -v rate="$3" '
 		$3 == "task-clock" { t = $1 } $3 == "context-switches" { c = $1 }
 		$3 == "user_time" { u = $1 } $3 == "system_time" { s = $1 }
-		END { printf "| %s | %.1f | %.1f | %.1f | %.2f |\n", who, t * 1000 / n, u / 1000 / n,
-			s / 1000 / n, c / n }' "$1"
+		END { printf "| %s | %.1f | %.1f | %.1f | %.2f | %s |\n", who, t * 1000 / n,
+			u / 1000 / n, s / 1000 / n, c / n, rate }' "$1"
 }
 
 # Runs one pair; the subscriber and publisher commands are in sub_cmd and
@@ -86,16 +88,17 @@ cpustat_pair() {
 		>"$p.pub.out" 2>"$p.pub.err" || true
 	bench_join "$sub_pid"
 	grep -q '^RESULT' "$p.sub.out" || bench_die "the $name pair did not finish; see $p.sub.err"
-	cpustat_row "$p.pub.perf" "$name publisher"
-	cpustat_row "$p.sub.perf" "$name subscriber"
+	cpustat_row "$p.pub.perf" "$name publisher" -
+	cpustat_row "$p.sub.perf" "$name subscriber" \
+		"$(sed -n 's/^RESULT.* rate=\([0-9]*\).*/\1/p' "$p.sub.out" | head -1)"
 }
 
 bench_build
 bench_certs
 echo "$count messages of $size B, $inflight in flight; per message:"
 echo
-echo "| process | CPU us | user us | system us | context switches |"
-echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| process | CPU us | user us | system us | context switches | msg/s |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for mode in false true; do
 	name=cmicro
 	[ "$mode" = true ] && name=cmicro-inline

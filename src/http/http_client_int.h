@@ -33,11 +33,10 @@
 /* Requests one connection carries at once (HTTP/1.1 pipelining). Requests
  * started in one pass of the loop leave together in one write, and their
  * responses come back in one read, so a burst costs a few system calls
- * instead of two per message. Of 2, 4, 8 and 16, bench/run.sh's pair at 8
- * messages in flight used the least CPU per message with 8 (docs/
- * benchmarks.md). More connections with fewer requests each let the
- * subscriber handle one batch while the publisher reads another, which
- * raised the rate with inline handlers but cost more CPU. */
+ * instead of two per message. With 64 messages in flight, 8 used less CPU
+ * and reached a higher rate than 4 (bench/cpustat.sh, docs/benchmarks.md).
+ * With 8 in flight the two were within the noise for handler threads, and
+ * 4 gave inline handlers a higher rate. */
 #define CLI_PIPELINE_DEPTH 8
 
 enum cli_state {
