@@ -144,13 +144,15 @@ static void cli_call_event(evutil_socket_t fd, short what, void *arg)
 		cli_timed_out(call, call->conn);
 		call->completed = true;
 		/* A late response must not be read as the next request's, so the
-		 * connection ends with the requests behind this one, which waited
-		 * on the same node. */
-		behind.err = CMICRO_ETIMEDOUT;
-		cmi_fmt(behind.message, sizeof(behind.message),
-			"a request ahead of this one on its connection to %s got no response "
-			"within the delivery timeout; the node is slow, stalled or unreachable",
-			call->address);
+		 * requests behind this one, which waited on the same node, fail. On
+		 * a connection still opening they share its failure. */
+		behind = call->result;
+		if (call->conn->state == CLI_OPEN)
+			cmi_fmt(behind.message, sizeof(behind.message),
+				"a request ahead of this one on its connection to %s got no "
+				"response within the delivery timeout; the node is slow, stalled "
+				"or unreachable",
+				call->address);
 		cli_conn_drop(call->conn, call, &behind);
 	}
 	memcpy(key, call->key, sizeof(key));
@@ -215,7 +217,7 @@ static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *c
 		if (c->state == CLI_DEAD || strcmp(c->key, call->key) != 0)
 			continue;
 		n++;
-		if (c->n_calls >= CLI_PIPELINE_DEPTH)
+		if (c->n_calls >= CLI_PIPELINE_DEPTH || c->retiring)
 			continue;
 		if (c->n_calls == 0) {
 			if (idle == NULL)

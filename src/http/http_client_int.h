@@ -77,6 +77,9 @@ struct cli_conn {
 	size_t in_len;
 	struct cmi_http_resp resp;
 	unsigned responses; /* complete responses read: the connection was kept alive */
+	/* A request behind those still carried timed out: the connection takes
+	 * no new request and ends once they are answered. */
+	bool retiring;
 	struct cmi_http_result failure; /* err 0 until a connection failure is seen */
 };
 

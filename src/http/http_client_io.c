@@ -128,6 +128,8 @@ static void cli_conn_end(struct cli_conn *conn, const struct cmi_http_result *f,
 	conn->head = conn->tail = NULL;
 	conn->n_calls = 0;
 	cli_conn_kill(conn);
+	/* A connection killed earlier with calls attached is freed now. */
+	cli_reap_soon(conn->client);
 	while (call != NULL) {
 		struct cli_call *next = call->cnext;
 
@@ -166,21 +168,43 @@ static void cli_conn_restart_calls(struct cli_conn *conn)
 
 void cli_conn_drop(struct cli_conn *conn, struct cli_call *call, const struct cmi_http_result *f)
 {
-	struct cli_call **link = &conn->head, *prev = NULL;
+	struct cli_call **link = &conn->head, *prev = NULL, *behind;
+	unsigned ahead = 0;
 
 	while (*link != NULL && *link != call) {
 		prev = *link;
 		link = &(*link)->cnext;
+		ahead++;
 	}
-	if (*link == call) {
-		*link = call->cnext;
-		if (conn->tail == call)
-			conn->tail = prev;
-		conn->n_calls--;
-	}
+	behind = *link == call ? call->cnext : NULL;
 	call->cnext = NULL;
 	call->conn = NULL;
-	cli_conn_end(conn, f, false, false);
+	if (prev == NULL || conn->state != CLI_OPEN) {
+		/* Nothing ahead that could still be answered. */
+		if (*link == call) {
+			*link = behind;
+			if (conn->tail == call)
+				conn->tail = prev;
+			conn->n_calls--;
+		}
+		cli_conn_end(conn, f, false, false);
+		return;
+	}
+	/* The calls ahead keep their deadlines and get their responses; the
+	 * connection then ends, before the late response of call is read. */
+	*link = NULL;
+	conn->tail = prev;
+	conn->n_calls = ahead;
+	conn->retiring = true;
+	while (behind != NULL) {
+		struct cli_call *next = behind->cnext;
+
+		behind->cnext = NULL;
+		behind->conn = NULL;
+		behind->result = *f;
+		cli_call_finish(behind);
+		behind = next;
+	}
 }
 
 /*
@@ -306,6 +330,11 @@ static void cli_response_done(struct cli_conn *conn)
 	call->conn = NULL;
 	conn->responses++;
 	cli_call_finish(call);
+	if (conn->retiring && conn->head == NULL) {
+		/* The next response would be that of a request that timed out. */
+		cli_conn_kill(conn);
+		return;
+	}
 	/* A server processes no request after the one it answered with
 	 * "Connection: close" (RFC 9112, section 9.6), and the requests behind
 	 * one answered early were not written. */
@@ -382,8 +411,16 @@ static void cli_read(struct cli_conn *conn)
 		int saved;
 
 		if (space == 0) {
-			/* The parser keeps less than a full buffer unless it failed. */
-			cli_conn_kill(conn);
+			/* The parser keeps less than a full buffer unless it failed,
+			 * so this is a safeguard. */
+			struct cmi_http_result f = {0};
+
+			f.err = CMICRO_EPROTO;
+			cmi_fmt(f.message, sizeof(f.message),
+				"response head from %s over %d bytes; check that the address is a "
+				"broker node",
+				conn->address, CLI_IN_SIZE);
+			cli_conn_end(conn, &f, false, false);
 			return;
 		}
 		ERR_clear_error();

@@ -207,6 +207,7 @@ static bool resp_status_line(struct cmi_http_resp *r, const char *line, size_t l
 
 struct resp_framing {
 	bool has_length, chunked;
+	bool close, keep_alive; /* tokens of the Connection field */
 	uint64_t length;
 };
 
@@ -270,7 +271,9 @@ static bool resp_field(struct cmi_http_resp *r, const char *line, size_t len,
 		f->chunked = true;
 	} else if (resp_name_is(line, name_len, "connection")) {
 		if (resp_list_has(value, value_len, "close"))
-			r->close = true;
+			f->close = true;
+		if (resp_list_has(value, value_len, "keep-alive"))
+			f->keep_alive = true;
 	}
 	return true;
 }
@@ -304,6 +307,12 @@ static void resp_head(struct cmi_http_resp *r, const char *head, size_t len)
 		resp_fail(r, "an empty line where the status line belongs");
 		return;
 	}
+	/* An HTTP/1.0 server that says keep-alive keeps the connection and
+	 * serves the requests pipelined behind (RFC 9112, section 9.3). */
+	if (f.close)
+		r->close = true;
+	else if (r->close && f.keep_alive)
+		r->close = false;
 
 	if (r->status >= 100 && r->status <= 199) {
 		if (r->status == 101) {

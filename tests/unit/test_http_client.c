@@ -1645,6 +1645,90 @@ static void test_http_client_pipelined_timeout_fails_behind(void **state)
 	assert_int_equal(client_all_conns(e->f->cli), 1);
 }
 
+/* The result of one call, for tests that tell their calls apart. */
+struct one_result {
+	struct fixture *f;
+	struct cmi_http_result res;
+};
+
+static void on_one_done(void *arg, const struct cmi_http_result *res)
+{
+	struct one_result *o = arg;
+
+	o->res = *res;
+	o->res.body = NULL;
+	on_done(o->f, res);
+}
+
+/* Starts a POST to address whose result goes to o. */
+static void request_start_one(struct fixture *f, const char *address, int timeout_ms,
+			      struct one_result *o)
+{
+	struct cmi_http_post p = {0};
+
+	o->f = f;
+	p.address = address;
+	p.path = "/?id=mock";
+	p.peer_label = "mock";
+	p.body = "{}";
+	p.body_len = 2;
+	p.timeout_ms = timeout_ms;
+	TK_OK(cmi_http_client_post(f->cli, &p, on_one_done, o));
+}
+
+/* The request behind another on one connection times out first (its
+ * timeout is shorter). The one ahead of it was not behind a request that
+ * timed out: it keeps its own deadline and gets its response. */
+static void test_http_client_pipelined_timeout_spares_ahead(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+	struct one_result ahead = {0}, behind = {0};
+
+	o.script = script_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	o.hold_ms = 700;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	/* Started in one pass of the loop: both go on one connection. */
+	request_start_one(e->f, e->m->address, TIMEOUT_MS, &ahead);
+	request_start_one(e->f, e->m->address, 200, &behind);
+	run_until(e->f, 2);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
+	assert_int_equal(behind.res.err, CMICRO_ETIMEDOUT);
+	if (ahead.res.err != 0 || ahead.res.status != 200)
+		fail_msg("the request ahead of the one that timed out failed before its own "
+			 "deadline of %d ms: %s: %s",
+			 TIMEOUT_MS, cmicro_err_name(ahead.res.err), ahead.res.message);
+}
+
+/* An HTTP/1.0 server that keeps the connection alive ("Connection:
+ * keep-alive") serves the pipelined requests behind each response. The
+ * client must not start those again as new requests: each message reaches
+ * the server once. */
+static void test_http_client_pipelined_http10_keepalive_not_repeated(void **state)
+{
+	static const char reply[] = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+				    "Content-Length: 2\r\n\r\nok";
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_serve;
+	o.reply = reply;
+	o.reply_len = sizeof(reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
+	assert_int_equal(e->f->ok, CLI_PIPELINE_DEPTH);
+	if (atomic_load(&e->m->requests) != CLI_PIPELINE_DEPTH)
+		fail_msg("%d messages reached the server %d times over %d connections",
+			 CLI_PIPELINE_DEPTH, atomic_load(&e->m->requests),
+			 atomic_load(&e->m->accepted));
+}
+
 /* ---- large requests over TLS ---- */
 
 /* A 1 MiB body to a server with a small receive buffer leaves in many
@@ -1724,6 +1808,8 @@ int main(void)
 	HC_TEST(test_http_client_pipelined_close_each_restarts_rest),
 	HC_TEST(test_http_client_pipelined_fresh_close_fails_all),
 	HC_TEST(test_http_client_pipelined_timeout_fails_behind),
+	HC_TEST(test_http_client_pipelined_timeout_spares_ahead),
+	HC_TEST(test_http_client_pipelined_http10_keepalive_not_repeated),
 	};
 
 	/* The broker runs the client on threads with SIGPIPE blocked, so a
