@@ -344,6 +344,10 @@ void cmi_brk_metrics_registry_error(struct cmicro_broker *b);
 /* Days before expiry that start warnings: MICRO_TLS_EXPIRY_WARN_DAYS or 30;
  * -1 with an error set for an invalid value. */
 int cmi_brk_expiry_warn_days(void);
+/* monitor.c: seconds between checks of the TLS files
+ * (MICRO_TLS_RELOAD_INTERVAL, 0 for never); -1 with an error set for an
+ * invalid value. */
+int cmi_brk_reload_interval(void);
 /* Records the served certificate's facts and logs its problems. */
 void cmi_brk_self_check(struct cmicro_broker *b);
 

@@ -86,7 +86,7 @@ static int mon_listener(struct cmicro_broker *b)
 /* Returns the seconds between two checks of the TLS files
  * (MICRO_TLS_RELOAD_INTERVAL, where 0 turns reloading off), or -1 for an
  * invalid value. */
-static int mon_reload_interval(void)
+int cmi_brk_reload_interval(void)
 {
 	const char *env = cmi_getenv("MICRO_TLS_RELOAD_INTERVAL");
 	char *end = NULL;
@@ -127,7 +127,7 @@ static void mon_reload_cb(evutil_socket_t fd, short what, void *arg)
 
 static int mon_reload_timer(struct cmicro_broker *b)
 {
-	int seconds = mon_reload_interval();
+	int seconds = cmi_brk_reload_interval();
 	struct timeval tv = {.tv_sec = seconds};
 
 	if (seconds < 0)

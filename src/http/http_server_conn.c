@@ -974,13 +974,20 @@ static void conn_io(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	if ((what & EV_WRITE) && !conn->dead) {
-		if (conn->read_wants_write)
+		bool read_resumed = conn->read_wants_write;
+
+		if (read_resumed)
 			conn_read(conn);
 		if (!conn->dead && conn->out_off < conn->out_len) {
 			if (conn_write(conn))
 				conn_written(conn);
-		} else if (!conn->dead && !conn->read_wants_write)
+		} else if (!conn->dead && !conn->read_wants_write) {
 			conn_want_write(conn, false);
+			/* While the write event was registered, conn_read counted the
+			 * connection as blocked and framed nothing of what it read. */
+			if (read_resumed)
+				conn_process(conn);
+		}
 	}
 	if ((what & EV_READ) && !conn->dead) {
 		if (conn->write_wants_read && conn_write(conn))

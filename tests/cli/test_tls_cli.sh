@@ -104,6 +104,17 @@ expect_exit 0 cmicro_env MICRO_TLS_SECURE=maybe "$CMICRO_BIN" tls config
 expect_in out.txt "verification:       on"
 expect_in err.txt "MICRO_TLS_SECURE=\"maybe\" is not recognised"
 
+# Values a node refuses at start-up fail the report too, naming the value.
+expect_exit 2 cmicro_env MICRO_TLS_EXPIRY_WARN_DAYS=0 "$CMICRO_BIN" tls config
+expect_in err.txt 'MICRO_TLS_EXPIRY_WARN_DAYS="0" is not a number of days from 1 to 3650'
+expect_exit 2 cmicro_env MICRO_TLS_RELOAD_INTERVAL=-3 "$CMICRO_BIN" tls config --json
+expect_in err.txt 'MICRO_TLS_RELOAD_INTERVAL="-3" is not a number of seconds from 0 to 86400'
+expect_exit 0 cmicro_env MICRO_TLS_EXPIRY_WARN_DAYS=14 MICRO_TLS_RELOAD_INTERVAL=0 \
+	"$CMICRO_BIN" tls config
+expect_in out.txt "verification:       off"
+expect_exit 0 cmicro_env CMICRO_LOG_LEVEL=loud "$CMICRO_BIN" tls config
+expect_in err.txt 'CMICRO_LOG_LEVEL="loud" is not a level'
+
 expect_exit 0 cmicro_env MICRO_TLS_SECURE=audit "$CMICRO_BIN" tls config --json
 expect_json 'j["verification"] == "audit" and j["source"] == "MICRO_TLS_SECURE"'
 expect_json 'j["min_version"] == "TLS 1.2" and j["warning"].startswith("audit mode")'

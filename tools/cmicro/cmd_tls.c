@@ -21,6 +21,7 @@
 #include "cert_print.h"
 #include "cli.h"
 #include "tls_cli.h"
+#include "broker/broker_int.h"
 #include "tls/tls_int.h"
 
 static const char tls_usage_text[] =
@@ -228,6 +229,15 @@ static int tls_run_config(int argc, char **argv)
 	rc = cmicro_tls_config_from_env(&cfg);
 	if (keylog != NULL)
 		setenv("SSLKEYLOGFILE", keylog, 1);
+	/* A broker refuses to start with these, so the report must not pass
+	 * them. Reading the log level logs an invalid CMICRO_LOG_LEVEL as a
+	 * node would at its first log line. */
+	if (rc == 0 && (cmi_brk_expiry_warn_days() < 0 || cmi_brk_reload_interval() < 0)) {
+		rc = CMICRO_EINVAL;
+		cmicro_tls_config_free(cfg);
+		cfg = NULL;
+	}
+	(void)cmicro_log_get_level();
 	if (rc != 0) {
 		cli_error_rc("the TLS environment is invalid", rc);
 		free(keylog);
