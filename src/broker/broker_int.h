@@ -240,6 +240,10 @@ struct cmicro_broker {
 	void *workers_retired;
 	struct event_base *base;
 	struct event *send_ev;
+	/* Wakes a handler thread once the I/O thread has queued every request
+	 * of what it read, and the condition variable to signal (loop thread). */
+	struct event *wake_ev;
+	pthread_cond_t *wake_pending;
 	struct cmi_http_server *server;
 	struct cmi_http_client *client;
 	struct cmicro_tls_context *server_ctx, *client_ctx;
@@ -372,6 +376,9 @@ void cmi_brk_run_inline(struct cmicro_broker *b, struct cmicro_subscription *sub
  * valid until cmi_brk_workers_release. */
 void cmi_brk_enqueue(struct cmicro_broker *b, struct cmicro_subscription *sub,
 		     struct brk_job *job, pthread_cond_t **wake);
+/* Signals the condition variable that the last cmi_brk_enqueue of this pass
+ * of the loop returned (wake_ev). */
+void cmi_brk_wake_cb(evutil_socket_t fd, short what, void *arg);
 void cmi_brk_unsubscribe_all(struct cmicro_broker *b);
 void cmi_brk_sub_release(struct cmicro_subscription *sub);
 

@@ -99,7 +99,8 @@ static int lc_setup(struct cmicro_broker *b)
 		return rc;
 	b->base = cmi_http_base_new();
 	b->send_ev = b->base ? event_new(b->base, -1, 0, cmi_brk_send_cb, b) : NULL;
-	if (b->send_ev == NULL)
+	b->wake_ev = b->base ? event_new(b->base, -1, 0, cmi_brk_wake_cb, b) : NULL;
+	if (b->send_ev == NULL || b->wake_ev == NULL)
 		return cmi_error(CMICRO_ENOMEM, "cannot create the broker's event loop");
 	rc = lc_tls_contexts(b, host);
 	if (rc == 0)
@@ -213,6 +214,10 @@ static void lc_teardown(struct cmicro_broker *b)
 	b->client_ctx = b->server_ctx = NULL;
 	if (b->send_ev != NULL)
 		event_free(b->send_ev);
+	if (b->wake_ev != NULL)
+		event_free(b->wake_ev);
+	b->wake_ev = NULL;
+	b->wake_pending = NULL;
 	if (b->base != NULL)
 		event_base_free(b->base);
 	b->send_ev = NULL;

@@ -192,9 +192,14 @@ static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const
 		cmi_brk_enqueue(b, s, job, &wake);
 	}
 	pthread_mutex_unlock(&b->lock);
-	/* After the unlock, so that the woken thread does not block on it. */
-	if (wake != NULL)
-		pthread_cond_signal(wake);
+	/* Once every request of this read is queued, so that the woken thread
+	 * finds them all and holds their replies until the last one
+	 * (workers.c). Signalling after the unlock also spares the thread from
+	 * blocking on the lock at once. */
+	if (wake != NULL) {
+		b->wake_pending = wake;
+		event_active(b->wake_ev, 0, 0);
+	}
 	cmi_brk_delivery_done(d, 0);
 	return 0;
 }

@@ -12,8 +12,17 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/broker_int.h"
+
+/* A thread that handles several messages in a row holds their replies and
+ * releases them when the run queue is empty or, between two messages, once
+ * they were held this long. The I/O thread then wakes once and writes them
+ * together instead of once per message. A slow handler does not delay them
+ * either: the I/O thread takes held replies within 1 ms on its own
+ * (cmi_http_reply_hold). */
+#define WK_REPLY_HOLD_NS 50000L
 
 /* The handler threads' state. b->workers points at threads, so the pool
  * needs no field of its own in struct cmicro_broker. */
@@ -199,23 +208,64 @@ void cmi_brk_run_inline(struct cmicro_broker *b, struct cmicro_subscription *sub
 	pthread_mutex_unlock(&b->lock);
 }
 
+void cmi_brk_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmicro_broker *b = arg;
+	pthread_cond_t *wake = b->wake_pending;
+
+	(void)fd;
+	(void)what;
+	b->wake_pending = NULL;
+	/* A thread that became busy meanwhile looks at the run queue before it
+	 * waits, so a signal that wakes no thread strands no message. */
+	if (wake != NULL)
+		pthread_cond_signal(wake);
+}
+
+static long wk_ns_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
+}
+
+/* The threads are joined before the broker frees its HTTP server, and each
+ * releases its held replies before it waits or ends. */
 static void *wk_main(void *arg)
 {
 	struct cmicro_broker *b = arg;
 	struct wk_pool *pool = wk_pool_of(b);
+	struct timespec held_since = {0, 0};
+	bool holding = false;
 
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
-		struct cmicro_subscription *sub = wk_next(b, pool);
+		struct cmicro_subscription *sub;
 
+		if (holding &&
+		    (b->run_head == NULL || wk_ns_since(&held_since) >= WK_REPLY_HOLD_NS)) {
+			pthread_mutex_unlock(&b->lock);
+			cmi_http_reply_release();
+			holding = false;
+			pthread_mutex_lock(&b->lock);
+		}
+		sub = wk_next(b, pool);
 		if (sub == NULL)
 			break;
+		if (!holding) {
+			cmi_http_reply_hold();
+			clock_gettime(CLOCK_MONOTONIC, &held_since);
+			holding = true;
+		}
 		wk_run_one(b, sub);
 		pthread_mutex_unlock(&b->lock);
 		cmi_brk_sub_release(sub); /* the run queue's reference */
 		pthread_mutex_lock(&b->lock);
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (holding)
+		cmi_http_reply_release();
 	return NULL;
 }
 

@@ -73,6 +73,11 @@ static _Thread_local struct cmi_http_request *tl_dispatching;
  * srv->lock. */
 static pthread_mutex_t detach_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Between cmi_http_reply_hold and cmi_http_reply_release: the server whose
+ * loop thread has replies of this thread to write and was not woken. */
+static _Thread_local bool tl_holding;
+static _Thread_local struct cmi_http_server *tl_held_srv;
+
 void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn)
 {
 	struct cmi_http_request *req = calloc(1, sizeof(*req));
@@ -151,6 +156,27 @@ void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
 	cmi_srv_conns_flush_dirty(srv);
 }
 
+void cmi_srv_reply_poll_arm(struct cmi_http_server *srv)
+{
+	struct timeval tv = {0, CMI_SRV_REPLY_POLL_MS * 1000};
+
+	if (!event_pending(srv->poll_ev, EV_TIMEOUT, NULL))
+		event_add(srv->poll_ev, &tv);
+}
+
+void cmi_srv_reply_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmi_http_server *srv = arg;
+	bool waiting;
+
+	cmi_srv_reply_cb(fd, what, arg);
+	pthread_mutex_lock(&srv->lock);
+	waiting = srv->pending != NULL;
+	pthread_mutex_unlock(&srv->lock);
+	if (waiting)
+		cmi_srv_reply_poll_arm(srv);
+}
+
 void cmi_http_reply_typed(struct cmi_http_request *req, int status, const char *content_type,
 			  const char *body)
 {
@@ -191,13 +217,32 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 		else
 			srv->reply_head = req;
 		srv->reply_tail = req;
-		event_active(srv->reply_ev, 0, 0);
+		/* Replies held for one server only: one to another wakes its loop. */
+		if (tl_holding && (tl_held_srv == NULL || tl_held_srv == srv))
+			tl_held_srv = srv;
+		else
+			event_active(srv->reply_ev, 0, 0);
 		pthread_mutex_unlock(&srv->lock);
 	}
 	pthread_mutex_unlock(&detach_lock);
 	/* A server that is gone has detached req, and nothing else refers to it. */
 	if (srv == NULL)
 		cmi_srv_request_free(req);
+}
+
+void cmi_http_reply_hold(void)
+{
+	tl_holding = true;
+}
+
+void cmi_http_reply_release(void)
+{
+	struct cmi_http_server *srv = tl_held_srv;
+
+	tl_holding = false;
+	tl_held_srv = NULL;
+	if (srv != NULL)
+		event_active(srv->reply_ev, 0, 0);
 }
 
 void cmi_srv_forget_conn(struct cmi_http_server *srv, struct srv_conn *conn)

@@ -300,9 +300,10 @@ static int srv_setup(struct cmi_http_server *srv)
 				   srv);
 	srv->accept_retry = evtimer_new(srv->base, srv_accept_retry_cb, srv);
 	srv->reply_ev = event_new(srv->base, -1, 0, cmi_srv_reply_cb, srv);
+	srv->poll_ev = evtimer_new(srv->base, cmi_srv_reply_poll_cb, srv);
 	srv->reap_ev = event_new(srv->base, -1, 0, srv_reap_cb, srv);
 	if (srv->accept_ev == NULL || srv->accept_retry == NULL || srv->reply_ev == NULL ||
-	    srv->reap_ev == NULL || event_add(srv->accept_ev, NULL) != 0)
+	    srv->poll_ev == NULL || srv->reap_ev == NULL || event_add(srv->accept_ev, NULL) != 0)
 		return cmi_error(CMICRO_ENOMEM, "out of memory creating the HTTP server");
 	return 0;
 }
@@ -406,6 +407,8 @@ void cmi_http_server_free(struct cmi_http_server *srv)
 		event_free(srv->accept_retry);
 	if (srv->reply_ev != NULL)
 		event_free(srv->reply_ev);
+	if (srv->poll_ev != NULL)
+		event_free(srv->poll_ev);
 	if (srv->reap_ev != NULL)
 		event_free(srv->reap_ev);
 	pthread_mutex_destroy(&srv->lock);

@@ -12,6 +12,10 @@
 #include "http/http_int.h"
 #include "http/http_request_parse.h"
 
+/* Milliseconds between two takes of the reply queue while requests are
+ * with the handler: the longest that a held reply waits. */
+#define CMI_SRV_REPLY_POLL_MS 1
+
 /* Seconds between two log lines of one kind of client problem. */
 #define SRV_LOG_INTERVAL_S 10.0
 
@@ -145,6 +149,10 @@ struct cmi_http_server {
 	struct srv_conn *conns;
 	int n_conns;
 	struct event *reply_ev;
+	/* Takes queued replies every CMI_SRV_REPLY_POLL_MS while requests are
+	 * with the handler, so that replies a thread holds
+	 * (cmi_http_reply_hold) wait no longer than that. */
+	struct event *poll_ev;
 	struct event *reap_ev;      /* frees dead connections */
 	struct srv_conn *dead;      /* closed connections waiting for the reaper */
 	/* While a batch of replies is taken from the queue, the connections
@@ -201,6 +209,9 @@ void cmi_srv_conn_arm(struct srv_conn *conn);
 /* Hands the request that conn has framed to the handler. */
 void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn);
 void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg);
+/* Starts the reply poll of srv unless it runs (loop thread). */
+void cmi_srv_reply_poll_arm(struct cmi_http_server *srv);
+void cmi_srv_reply_poll_cb(evutil_socket_t fd, short what, void *arg);
 void cmi_srv_request_free(struct cmi_http_request *req);
 void cmi_srv_detach_requests(struct cmi_http_server *srv);
 /* Clears the connection of the requests that refer to conn, which closes. */

@@ -202,11 +202,129 @@ static void test_notify_no_subscriber_chain_ends(void **state)
 	cmicro_registry_free(reg);
 }
 
+/* A handler that returns at once for "fast" and blocks on "slow" until the
+ * test opens the gate. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool open;
+	bool slow_entered;
+};
+
+static int gate_handler(void *user, const char *topic, const struct cmicro_message *msg)
+{
+	struct gate *g = user;
+	size_t len = 0;
+	const char *body = cmicro_message_body(msg, &len);
+	struct timespec deadline;
+
+	(void)topic;
+	if (body == NULL || len != 4 || memcmp(body, "slow", 4) != 0)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&g->lock);
+	g->slow_entered = true;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->open && pthread_cond_timedwait(&g->cond, &g->lock, &deadline) == 0)
+		;
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+struct outcome {
+	pthread_mutex_t *lock;
+	pthread_cond_t *cond;
+	bool done;
+	int err;
+	size_t received;
+};
+
+static void outcome_done(void *user, const struct cmicro_publish_result *result)
+{
+	struct outcome *o = user;
+
+	pthread_mutex_lock(o->lock);
+	o->done = true;
+	o->err = result->err;
+	o->received = result->received;
+	pthread_cond_broadcast(o->cond);
+	pthread_mutex_unlock(o->lock);
+}
+
+static void publish_text(struct cmicro_broker *b, const char *text, struct outcome *o)
+{
+	struct cmicro_message *msg = NULL;
+
+	TK_OK(cmicro_message_new(&msg));
+	TK_OK(cmicro_message_set_body(msg, text, strlen(text)));
+	TK_OK(cmicro_broker_publish_notify(b, "gated", msg, outcome_done, o));
+	cmicro_message_free(msg);
+}
+
+/* Waits (bounded) until o is done; returns whether it is. */
+static bool outcome_wait(struct outcome *o)
+{
+	struct timespec deadline;
+	bool done;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(o->lock);
+	while (!o->done && pthread_cond_timedwait(o->cond, o->lock, &deadline) == 0)
+		;
+	done = o->done;
+	pthread_mutex_unlock(o->lock);
+	return done;
+}
+
+/* Two messages published together reach one handler thread in a row. The
+ * reply to the first, which the thread holds to send with the next, still
+ * reaches the publisher while the second handler blocks. */
+static void test_notify_reply_not_held_by_slow_handler(void **state)
+{
+	struct cmicro_registry *reg = NULL;
+	struct cmicro_broker *sb, *pb;
+	struct cmicro_subscription *sub = NULL;
+	struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+	struct outcome fast = {&g.lock, &g.cond, false, 0, 0};
+	struct outcome slow = {&g.lock, &g.cond, false, 0, 0};
+	bool fast_done;
+
+	(void)state;
+	TK_OK(cmicro_registry_memory_new(&reg));
+	sb = broker_start(reg);
+	pb = broker_start(reg);
+	TK_OK(cmicro_broker_subscribe(sb, "gated", NULL, gate_handler, &g, &sub));
+
+	publish_text(pb, "fast", &fast);
+	publish_text(pb, "slow", &slow);
+	fast_done = outcome_wait(&fast);
+
+	pthread_mutex_lock(&g.lock);
+	assert_false(slow.done);
+	g.open = true;
+	pthread_cond_broadcast(&g.cond);
+	pthread_mutex_unlock(&g.lock);
+	assert_true(fast_done);
+	assert_int_equal(fast.err, 0);
+	assert_int_equal(fast.received, 1);
+	assert_true(outcome_wait(&slow));
+	assert_int_equal(slow.err, 0);
+	assert_int_equal(slow.received, 1);
+
+	cmicro_subscription_free(sub);
+	cmicro_broker_free(pb);
+	cmicro_broker_free(sb);
+	cmicro_registry_free(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_notify_callback_publishes_chain),
 		cmocka_unit_test(test_notify_no_subscriber_chain_ends),
+		cmocka_unit_test(test_notify_reply_not_held_by_slow_handler),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -556,6 +556,26 @@ static void test_http_server_conn_half_close_held_pipeline(void **state)
 	assert_int_equal(extra, 0);
 }
 
+/* A reply that a thread holds (cmi_http_reply_hold) still goes out on the
+ * loop thread's poll, before the thread releases it. */
+static void test_http_server_conn_held_reply_polled(void **state)
+{
+	struct st_fixture *f = st_start(state, NULL);
+	struct st_conn *c = st_open(f);
+	struct cmi_http_request *req;
+	struct st_response r;
+
+	st_set_mode(f, ST_MODE_HOLD);
+	st_send(c, "POST /?id=h HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nheld");
+	req = st_take_held(f);
+	cmi_http_reply_hold();
+	cmi_http_reply(req, 200, "held");
+	st_expect_response(c, &r);
+	cmi_http_reply_release();
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "held\n");
+}
+
 #define SC_TEST(name) cmocka_unit_test_teardown(name, st_teardown)
 
 int main(void)
@@ -569,6 +589,7 @@ int main(void)
 		SC_TEST(test_http_server_conn_pipelined_replies_in_order),
 		SC_TEST(test_http_server_conn_rejection_waits_for_earlier_replies),
 		SC_TEST(test_http_server_conn_half_close_held_pipeline),
+		SC_TEST(test_http_server_conn_held_reply_polled),
 	};
 
 	/* A write to a connection the server closed fails with EPIPE instead
