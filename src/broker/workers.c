@@ -254,7 +254,7 @@ static void *wk_main(void *arg)
 		if (sub == NULL)
 			break;
 		if (!holding) {
-			cmi_http_reply_hold();
+			cmi_http_reply_hold(b->server);
 			clock_gettime(CLOCK_MONOTONIC, &held_since);
 			holding = true;
 		}

@@ -74,9 +74,10 @@ static _Thread_local struct cmi_http_request *tl_dispatching;
 static pthread_mutex_t detach_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Between cmi_http_reply_hold and cmi_http_reply_release: the server whose
- * loop thread has replies of this thread to write and was not woken. */
-static _Thread_local bool tl_holding;
+ * replies this thread holds, and whether its loop thread has some of them to
+ * write and was not woken. */
 static _Thread_local struct cmi_http_server *tl_held_srv;
+static _Thread_local bool tl_held_any;
 
 void cmi_srv_dispatch(struct cmi_http_server *srv, struct srv_conn *conn)
 {
@@ -217,9 +218,10 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 		else
 			srv->reply_head = req;
 		srv->reply_tail = req;
-		/* Replies held for one server only: one to another wakes its loop. */
-		if (tl_holding && (tl_held_srv == NULL || tl_held_srv == srv))
-			tl_held_srv = srv;
+		/* Replies held for the server named by the hold only: one to
+		 * another server, which this thread may free, wakes its loop. */
+		if (tl_held_srv == srv)
+			tl_held_any = true;
 		else
 			event_active(srv->reply_ev, 0, 0);
 		pthread_mutex_unlock(&srv->lock);
@@ -230,18 +232,20 @@ void cmi_http_reply(struct cmi_http_request *req, int status, const char *body)
 		cmi_srv_request_free(req);
 }
 
-void cmi_http_reply_hold(void)
+void cmi_http_reply_hold(struct cmi_http_server *srv)
 {
-	tl_holding = true;
+	tl_held_srv = srv;
+	tl_held_any = false;
 }
 
 void cmi_http_reply_release(void)
 {
 	struct cmi_http_server *srv = tl_held_srv;
+	bool any = tl_held_any;
 
-	tl_holding = false;
 	tl_held_srv = NULL;
-	if (srv != NULL)
+	tl_held_any = false;
+	if (srv != NULL && any)
 		event_active(srv->reply_ev, 0, 0);
 }
 

@@ -319,12 +319,118 @@ static void test_notify_reply_not_held_by_slow_handler(void **state)
 	cmicro_registry_free(reg);
 }
 
+/* State of a handler that unsubscribes from and frees another broker, which
+ * replies 503 to that broker's queued message from a handler thread. */
+struct closer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool blocked_entered;
+	bool open;
+	bool closed;
+	struct cmicro_broker *other;
+	struct cmicro_subscription *other_sub;
+};
+
+static int blocked_handler(void *user, const char *topic, const struct cmicro_message *msg)
+{
+	struct closer *x = user;
+	struct timespec deadline;
+
+	(void)topic;
+	(void)msg;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&x->lock);
+	x->blocked_entered = true;
+	pthread_cond_broadcast(&x->cond);
+	while (!x->open && pthread_cond_timedwait(&x->cond, &x->lock, &deadline) == 0)
+		;
+	pthread_mutex_unlock(&x->lock);
+	return 0;
+}
+
+static int closer_handler(void *user, const char *topic, const struct cmicro_message *msg)
+{
+	struct closer *x = user;
+
+	(void)topic;
+	(void)msg;
+	pthread_mutex_lock(&x->lock);
+	x->open = true;
+	pthread_cond_broadcast(&x->cond);
+	pthread_mutex_unlock(&x->lock);
+	/* The queued message gets 503 from this thread, then its server is freed. */
+	cmicro_subscription_free(x->other_sub);
+	cmicro_broker_free(x->other);
+	pthread_mutex_lock(&x->lock);
+	x->closed = true;
+	pthread_cond_broadcast(&x->cond);
+	pthread_mutex_unlock(&x->lock);
+	return 0;
+}
+
+static void publish_on(struct cmicro_broker *b, const char *topic, struct outcome *o)
+{
+	struct cmicro_message *msg = NULL;
+
+	TK_OK(cmicro_message_new(&msg));
+	TK_OK(cmicro_message_set_body(msg, "x", 1));
+	TK_OK(cmicro_broker_publish_notify(b, topic, msg, outcome_done, o));
+	cmicro_message_free(msg);
+}
+
+/* The 503 that a handler thread of one broker makes for another broker's
+ * queued message must not leave that thread holding the other broker's
+ * server, which the handler then frees. */
+static void test_notify_handler_frees_other_broker(void **state)
+{
+	struct cmicro_registry *reg = NULL;
+	struct cmicro_broker *closer_b, *pb;
+	struct cmicro_subscription *closer_sub = NULL;
+	struct closer x = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	struct outcome first = {&x.lock, &x.cond, false, 0, 0};
+	struct outcome queued = {&x.lock, &x.cond, false, 0, 0};
+	struct outcome close = {&x.lock, &x.cond, false, 0, 0};
+	struct timespec deadline;
+
+	(void)state;
+	TK_OK(cmicro_registry_memory_new(&reg));
+	closer_b = broker_start(reg);
+	x.other = broker_start(reg);
+	pb = broker_start(reg);
+	TK_OK(cmicro_broker_subscribe(x.other, "blocked", NULL, blocked_handler, &x, &x.other_sub));
+	TK_OK(cmicro_broker_subscribe(closer_b, "closer", NULL, closer_handler, &x, &closer_sub));
+
+	publish_on(pb, "blocked", &first);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&x.lock);
+	while (!x.blocked_entered && pthread_cond_timedwait(&x.cond, &x.lock, &deadline) == 0)
+		;
+	assert_true(x.blocked_entered);
+	pthread_mutex_unlock(&x.lock);
+	publish_on(pb, "blocked", &queued);
+	usleep(300 * 1000); /* the second message reaches the handler queue */
+
+	publish_on(pb, "closer", &close);
+	assert_true(outcome_wait(&close));
+	assert_int_equal(close.err, 0);
+	assert_true(outcome_wait(&queued));
+	assert_true(x.closed);
+
+	cmicro_subscription_free(closer_sub);
+	cmicro_broker_free(pb);
+	cmicro_broker_free(closer_b);
+	cmicro_registry_free(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_notify_callback_publishes_chain),
 		cmocka_unit_test(test_notify_no_subscriber_chain_ends),
 		cmocka_unit_test(test_notify_reply_not_held_by_slow_handler),
+		cmocka_unit_test(test_notify_handler_frees_other_broker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

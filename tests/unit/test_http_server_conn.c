@@ -568,7 +568,7 @@ static void test_http_server_conn_held_reply_polled(void **state)
 	st_set_mode(f, ST_MODE_HOLD);
 	st_send(c, "POST /?id=h HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nheld");
 	req = st_take_held(f);
-	cmi_http_reply_hold();
+	cmi_http_reply_hold(f->srv);
 	cmi_http_reply(req, 200, "held");
 	st_expect_response(c, &r);
 	cmi_http_reply_release();
