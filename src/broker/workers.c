@@ -20,7 +20,7 @@
  * releases them when the run queue is empty or, between two messages, once
  * they were held this long. The I/O thread then wakes once and writes them
  * together instead of once per message. A slow handler does not delay them
- * either: the I/O thread takes held replies within 1 ms on its own
+ * either: the I/O thread takes held replies within 16 ms on its own
  * (cmi_http_reply_hold). */
 #define WK_REPLY_HOLD_NS 50000L
 

@@ -97,10 +97,11 @@ void cmi_http_reply_typed(struct cmi_http_request *req, int status, const char *
 			  const char *body);
 /* From cmi_http_reply_hold to cmi_http_reply_release, the replies that this
  * thread (not a loop thread) makes to requests of srv are queued without
- * waking srv's loop thread, which then writes them together. The loop thread
- * also takes them within CMI_SRV_REPLY_POLL_MS (1 ms) on its own, so a long
- * release does not delay them more. Replies to other servers are not held.
- * The caller ensures that srv is not freed before the release. */
+ * waking srv's loop thread, which then writes them together. The loop
+ * thread also takes them within CMI_SRV_REPLY_POLL_MAX_MS (16 ms) on its
+ * own, so a late release does not delay them more. Replies to other
+ * servers are not held. The caller ensures that srv is not freed before the
+ * release. */
 void cmi_http_reply_hold(struct cmi_http_server *srv);
 void cmi_http_reply_release(void);
 

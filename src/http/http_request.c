@@ -159,18 +159,30 @@ void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
 
 void cmi_srv_reply_poll_arm(struct cmi_http_server *srv)
 {
-	struct timeval tv = {0, CMI_SRV_REPLY_POLL_MS * 1000};
+	struct timeval tv;
 
-	if (!event_pending(srv->poll_ev, EV_TIMEOUT, NULL))
-		event_add(srv->poll_ev, &tv);
+	if (event_pending(srv->poll_ev, EV_TIMEOUT, NULL))
+		return;
+	if (srv->poll_ms < CMI_SRV_REPLY_POLL_MS)
+		srv->poll_ms = CMI_SRV_REPLY_POLL_MS;
+	tv.tv_sec = 0;
+	tv.tv_usec = srv->poll_ms * 1000;
+	event_add(srv->poll_ev, &tv);
 }
 
 void cmi_srv_reply_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cmi_http_server *srv = arg;
-	bool waiting;
+	bool found, waiting;
 
+	pthread_mutex_lock(&srv->lock);
+	found = srv->reply_head != NULL;
+	pthread_mutex_unlock(&srv->lock);
 	cmi_srv_reply_cb(fd, what, arg);
+	if (found)
+		srv->poll_ms = CMI_SRV_REPLY_POLL_MS;
+	else if (srv->poll_ms < CMI_SRV_REPLY_POLL_MAX_MS)
+		srv->poll_ms *= 2;
 	pthread_mutex_lock(&srv->lock);
 	waiting = srv->pending != NULL;
 	pthread_mutex_unlock(&srv->lock);

@@ -424,7 +424,7 @@ static void conn_dispatch(struct srv_conn *conn)
 	cmi_srv_dispatch(conn->srv, conn);
 	conn_unterminate(conn);
 	/* A handler that replies later may hold its reply (cmi_http_reply_hold),
-	 * which the poll takes within CMI_SRV_REPLY_POLL_MS. */
+	 * which the poll takes within CMI_SRV_REPLY_POLL_MAX_MS. */
 	if (conn->n_queued > 0)
 		cmi_srv_reply_poll_arm(conn->srv);
 	/* A reply that ended the connection has set the phase already. */

@@ -13,8 +13,12 @@
 #include "http/http_request_parse.h"
 
 /* Milliseconds between two takes of the reply queue while requests are
- * with the handler: the longest that a held reply waits. */
+ * with the handler. A take that finds no reply doubles the interval up to
+ * the maximum, so a slow handler with a long queue costs about 60 wake-ups
+ * a second, and one that finds replies goes back to the minimum. The
+ * maximum is the longest that a held reply waits. */
 #define CMI_SRV_REPLY_POLL_MS 1
+#define CMI_SRV_REPLY_POLL_MAX_MS 16
 
 /* Seconds between two log lines of one kind of client problem. */
 #define SRV_LOG_INTERVAL_S 10.0
@@ -149,10 +153,11 @@ struct cmi_http_server {
 	struct srv_conn *conns;
 	int n_conns;
 	struct event *reply_ev;
-	/* Takes queued replies every CMI_SRV_REPLY_POLL_MS while requests are
-	 * with the handler, so that replies a thread holds
-	 * (cmi_http_reply_hold) wait no longer than that. */
+	/* Takes queued replies while requests are with the handler, so that
+	 * replies a thread holds (cmi_http_reply_hold) wait no longer than
+	 * CMI_SRV_REPLY_POLL_MAX_MS; poll_ms is its current interval. */
 	struct event *poll_ev;
+	int poll_ms;
 	struct event *reap_ev;      /* frees dead connections */
 	struct srv_conn *dead;      /* closed connections waiting for the reaper */
 	/* While a batch of replies is taken from the queue, the connections
