@@ -78,7 +78,7 @@ struct cli_conn {
 	struct cmi_http_resp resp;
 	unsigned responses; /* complete responses read: the connection was kept alive */
 	/* A request behind those still carried timed out: the connection takes
-	 * no new request and ends once they are answered. */
+	 * no new request and ends once their responses arrive. */
 	bool retiring;
 	struct cmi_http_result failure; /* err 0 until a connection failure is seen */
 };
@@ -143,8 +143,10 @@ int cli_conn_open(struct cmi_http_client *client, const struct cli_call *call,
 /* Adds the request of call behind those conn already carries. It is written
  * with the others added in the same pass of the loop. */
 int cli_conn_add(struct cli_conn *conn, struct cli_call *call);
-/* Takes call out of conn's calls and ends conn, whose responses could no
- * longer be told apart; the other calls fail with f. */
+/* Takes call, whose deadline passed, out of conn's calls, and fails the
+ * calls behind it with f. When calls ahead of it may still get their
+ * responses, conn takes no new call and ends after those. Otherwise it ends
+ * at once, and every call on it fails with f. */
 void cli_conn_drop(struct cli_conn *conn, struct cli_call *call, const struct cmi_http_result *f);
 /* Marks conn dead: its events stop and the reaper frees it. */
 void cli_conn_kill(struct cli_conn *conn);

@@ -112,6 +112,53 @@ static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
 			  : "plain HTTP (its metadata says secure=false)");
 }
 
+/* What becomes of a call taken off a connection that ends. */
+enum cli_fate {
+	CLI_FAIL,    /* fails with the connection's failure */
+	CLI_RESEND,  /* goes once more on a new connection, or fails if sent twice */
+	CLI_RESTART  /* starts again as new: the server processed none of it */
+};
+
+/* Settles each call of list, a chain through cnext already taken off its
+ * connection: the first according to first, the others according to rest.
+ * f is the failure of CLI_FAIL and of a CLI_RESEND call already sent twice. */
+static void cli_calls_settle(struct cli_call *list, enum cli_fate first, enum cli_fate rest,
+			     const struct cmi_http_result *f)
+{
+	enum cli_fate fate = first;
+
+	while (list != NULL) {
+		struct cli_call *call = list;
+
+		list = call->cnext;
+		call->cnext = NULL;
+		call->conn = NULL;
+		if (fate == CLI_RESTART) {
+			cli_call_restart(call);
+		} else if (fate == CLI_RESEND && !call->resent) {
+			cli_call_resend(call);
+		} else {
+			call->result = *f;
+			cli_call_finish(call);
+		}
+		fate = rest;
+	}
+}
+
+/* Kills conn and returns its calls, oldest first, for cli_calls_settle. */
+static struct cli_call *cli_conn_take_calls(struct cli_conn *conn)
+{
+	struct cli_call *list = conn->head;
+
+	ERR_clear_error();
+	conn->head = conn->tail = NULL;
+	conn->n_calls = 0;
+	cli_conn_kill(conn);
+	/* A connection killed earlier with calls attached is freed now. */
+	cli_reap_soon(conn->client);
+	return list;
+}
+
 /*
  * Ends conn after a failure. Its first call goes once more on a new
  * connection when resend_first is set, and fails with f otherwise. The
@@ -121,49 +168,8 @@ static void cli_lost_failure(const struct cli_conn *conn, int saved_errno,
 static void cli_conn_end(struct cli_conn *conn, const struct cmi_http_result *f,
 			 bool resend_first, bool resend_rest)
 {
-	struct cli_call *call = conn->head;
-	bool first = true;
-
-	ERR_clear_error();
-	conn->head = conn->tail = NULL;
-	conn->n_calls = 0;
-	cli_conn_kill(conn);
-	/* A connection killed earlier with calls attached is freed now. */
-	cli_reap_soon(conn->client);
-	while (call != NULL) {
-		struct cli_call *next = call->cnext;
-
-		call->cnext = NULL;
-		call->conn = NULL;
-		if (!call->resent && (first ? resend_first : resend_rest)) {
-			cli_call_resend(call);
-		} else {
-			call->result = *f;
-			cli_call_finish(call);
-		}
-		first = false;
-		call = next;
-	}
-}
-
-/* Ends conn and starts its calls again on other connections, as new: the
- * server processed none of them. */
-static void cli_conn_restart_calls(struct cli_conn *conn)
-{
-	struct cli_call *call = conn->head;
-
-	ERR_clear_error();
-	conn->head = conn->tail = NULL;
-	conn->n_calls = 0;
-	cli_conn_kill(conn);
-	while (call != NULL) {
-		struct cli_call *next = call->cnext;
-
-		call->cnext = NULL;
-		call->conn = NULL;
-		cli_call_restart(call);
-		call = next;
-	}
+	cli_calls_settle(cli_conn_take_calls(conn), resend_first ? CLI_RESEND : CLI_FAIL,
+			 resend_rest ? CLI_RESEND : CLI_FAIL, f);
 }
 
 void cli_conn_drop(struct cli_conn *conn, struct cli_call *call, const struct cmi_http_result *f)
@@ -180,7 +186,7 @@ void cli_conn_drop(struct cli_conn *conn, struct cli_call *call, const struct cm
 	call->cnext = NULL;
 	call->conn = NULL;
 	if (prev == NULL || conn->state != CLI_OPEN) {
-		/* Nothing ahead that could still be answered. */
+		/* No call ahead can still get its response. */
 		if (*link == call) {
 			*link = behind;
 			if (conn->tail == call)
@@ -190,21 +196,13 @@ void cli_conn_drop(struct cli_conn *conn, struct cli_call *call, const struct cm
 		cli_conn_end(conn, f, false, false);
 		return;
 	}
-	/* The calls ahead keep their deadlines and get their responses; the
+	/* The calls ahead keep their deadlines and get their responses. The
 	 * connection then ends, before the late response of call is read. */
 	*link = NULL;
 	conn->tail = prev;
 	conn->n_calls = ahead;
 	conn->retiring = true;
-	while (behind != NULL) {
-		struct cli_call *next = behind->cnext;
-
-		behind->cnext = NULL;
-		behind->conn = NULL;
-		behind->result = *f;
-		cli_call_finish(behind);
-		behind = next;
-	}
+	cli_calls_settle(behind, CLI_FAIL, CLI_FAIL, f);
 }
 
 /*
@@ -306,7 +304,7 @@ static void cli_response_done(struct cli_conn *conn)
 {
 	struct cli_call *call = conn->head;
 	struct cmi_http_resp *r = &conn->resp;
-	/* A server refusing a large body answers before it read the whole
+	/* A server rejecting a large body responds before it has read the whole
 	 * request, and the rest of that request cannot be followed by another. */
 	bool early = conn->sent < call->wire_end;
 
@@ -335,12 +333,12 @@ static void cli_response_done(struct cli_conn *conn)
 		cli_conn_kill(conn);
 		return;
 	}
-	/* A server processes no request after the one it answered with
+	/* A server processes no request after the one whose response carries
 	 * "Connection: close" (RFC 9112, section 9.6), and the requests behind
-	 * one answered early were not written. */
+	 * an early response were not written. */
 	if (r->close || early) {
 		conn->out_len = conn->out_off = 0;
-		cli_conn_restart_calls(conn);
+		cli_calls_settle(cli_conn_take_calls(conn), CLI_RESTART, CLI_RESTART, NULL);
 		return;
 	}
 	if (conn->head != NULL)
