@@ -202,6 +202,17 @@ static void test_notify_no_subscriber_chain_ends(void **state)
 	cmicro_registry_free(reg);
 }
 
+/* Waits, with lock held, until *flag is set or WAIT_MS passed. */
+static void wait_flag_locked(pthread_mutex_t *lock, pthread_cond_t *cond, const bool *flag)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += WAIT_MS / 1000;
+	while (!*flag && pthread_cond_timedwait(cond, lock, &deadline) == 0)
+		;
+}
+
 /* A handler that returns at once for "fast" and blocks on "slow" until the
  * test opens the gate. */
 struct gate {
@@ -216,18 +227,14 @@ static int gate_handler(void *user, const char *topic, const struct cmicro_messa
 	struct gate *g = user;
 	size_t len = 0;
 	const char *body = cmicro_message_body(msg, &len);
-	struct timespec deadline;
 
 	(void)topic;
 	if (body == NULL || len != 4 || memcmp(body, "slow", 4) != 0)
 		return 0;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += WAIT_MS / 1000;
 	pthread_mutex_lock(&g->lock);
 	g->slow_entered = true;
 	pthread_cond_broadcast(&g->cond);
-	while (!g->open && pthread_cond_timedwait(&g->cond, &g->lock, &deadline) == 0)
-		;
+	wait_flag_locked(&g->lock, &g->cond, &g->open);
 	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
@@ -252,27 +259,24 @@ static void outcome_done(void *user, const struct cmicro_publish_result *result)
 	pthread_mutex_unlock(o->lock);
 }
 
-static void publish_text(struct cmicro_broker *b, const char *text, struct outcome *o)
+static void publish_on(struct cmicro_broker *b, const char *topic, const char *body,
+		       struct outcome *o)
 {
 	struct cmicro_message *msg = NULL;
 
 	TK_OK(cmicro_message_new(&msg));
-	TK_OK(cmicro_message_set_body(msg, text, strlen(text)));
-	TK_OK(cmicro_broker_publish_notify(b, "gated", msg, outcome_done, o));
+	TK_OK(cmicro_message_set_body(msg, body, strlen(body)));
+	TK_OK(cmicro_broker_publish_notify(b, topic, msg, outcome_done, o));
 	cmicro_message_free(msg);
 }
 
 /* Waits (bounded) until o is done; returns whether it is. */
 static bool outcome_wait(struct outcome *o)
 {
-	struct timespec deadline;
 	bool done;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += WAIT_MS / 1000;
 	pthread_mutex_lock(o->lock);
-	while (!o->done && pthread_cond_timedwait(o->cond, o->lock, &deadline) == 0)
-		;
+	wait_flag_locked(o->lock, o->cond, &o->done);
 	done = o->done;
 	pthread_mutex_unlock(o->lock);
 	return done;
@@ -297,8 +301,8 @@ static void test_notify_reply_not_held_by_slow_handler(void **state)
 	pb = broker_start(reg);
 	TK_OK(cmicro_broker_subscribe(sb, "gated", NULL, gate_handler, &g, &sub));
 
-	publish_text(pb, "fast", &fast);
-	publish_text(pb, "slow", &slow);
+	publish_on(pb, "gated", "fast", &fast);
+	publish_on(pb, "gated", "slow", &slow);
 	fast_done = outcome_wait(&fast);
 
 	pthread_mutex_lock(&g.lock);
@@ -334,17 +338,13 @@ struct closer {
 static int blocked_handler(void *user, const char *topic, const struct cmicro_message *msg)
 {
 	struct closer *x = user;
-	struct timespec deadline;
 
 	(void)topic;
 	(void)msg;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += WAIT_MS / 1000;
 	pthread_mutex_lock(&x->lock);
 	x->blocked_entered = true;
 	pthread_cond_broadcast(&x->cond);
-	while (!x->open && pthread_cond_timedwait(&x->cond, &x->lock, &deadline) == 0)
-		;
+	wait_flag_locked(&x->lock, &x->cond, &x->open);
 	pthread_mutex_unlock(&x->lock);
 	return 0;
 }
@@ -369,16 +369,6 @@ static int closer_handler(void *user, const char *topic, const struct cmicro_mes
 	return 0;
 }
 
-static void publish_on(struct cmicro_broker *b, const char *topic, struct outcome *o)
-{
-	struct cmicro_message *msg = NULL;
-
-	TK_OK(cmicro_message_new(&msg));
-	TK_OK(cmicro_message_set_body(msg, "x", 1));
-	TK_OK(cmicro_broker_publish_notify(b, topic, msg, outcome_done, o));
-	cmicro_message_free(msg);
-}
-
 /* The 503 that a handler thread of one broker makes for another broker's
  * queued message must not leave that thread holding the other broker's
  * server, which the handler then frees. */
@@ -391,7 +381,7 @@ static void test_notify_handler_frees_other_broker(void **state)
 	struct outcome first = {&x.lock, &x.cond, false, 0, 0};
 	struct outcome queued = {&x.lock, &x.cond, false, 0, 0};
 	struct outcome close = {&x.lock, &x.cond, false, 0, 0};
-	struct timespec deadline;
+	bool entered;
 
 	(void)state;
 	TK_OK(cmicro_registry_memory_new(&reg));
@@ -401,18 +391,16 @@ static void test_notify_handler_frees_other_broker(void **state)
 	TK_OK(cmicro_broker_subscribe(x.other, "blocked", NULL, blocked_handler, &x, &x.other_sub));
 	TK_OK(cmicro_broker_subscribe(closer_b, "closer", NULL, closer_handler, &x, &closer_sub));
 
-	publish_on(pb, "blocked", &first);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += WAIT_MS / 1000;
+	publish_on(pb, "blocked", "x", &first);
 	pthread_mutex_lock(&x.lock);
-	while (!x.blocked_entered && pthread_cond_timedwait(&x.cond, &x.lock, &deadline) == 0)
-		;
-	assert_true(x.blocked_entered);
+	wait_flag_locked(&x.lock, &x.cond, &x.blocked_entered);
+	entered = x.blocked_entered;
 	pthread_mutex_unlock(&x.lock);
-	publish_on(pb, "blocked", &queued);
+	assert_true(entered);
+	publish_on(pb, "blocked", "x", &queued);
 	usleep(300 * 1000); /* the second message reaches the handler queue */
 
-	publish_on(pb, "closer", &close);
+	publish_on(pb, "closer", "x", &close);
 	assert_true(outcome_wait(&close));
 	assert_int_equal(close.err, 0);
 	assert_true(outcome_wait(&queued));
