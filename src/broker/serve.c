@@ -193,7 +193,7 @@ static int serve_dispatch(struct cmicro_broker *b, struct brk_delivery *d, const
 	}
 	pthread_mutex_unlock(&b->lock);
 	/* Once every request of this read is queued, so that the woken thread
-	 * finds them all and holds their replies until the last one
+	 * finds them all and keeps back their replies until the last one
 	 * (workers.c). Signalling after the unlock also spares the thread from
 	 * blocking on the lock at once. */
 	if (wake != NULL) {

@@ -5,7 +5,7 @@
  * CLI_PIPELINE_DEPTH requests at a time (pipelined), and at most
  * CLI_CONNS_PER_NODE are open to one node.
  *
- * RFC 9112 (section 9.3.2) says that a client should not pipeline after a
+ * RFC 9112 (section 9.3.2) states that a client should not pipeline after a
  * request that is not idempotent unless it can recover from a partial
  * failure.
  * Broker messages are delivered at least once and carry a Micro-Id that

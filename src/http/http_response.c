@@ -307,7 +307,7 @@ static void resp_head(struct cmi_http_resp *r, const char *head, size_t len)
 		resp_fail(r, "an empty line where the status line belongs");
 		return;
 	}
-	/* An HTTP/1.0 server that says keep-alive keeps the connection and
+	/* An HTTP/1.0 server that sends keep-alive keeps the connection and
 	 * serves the requests pipelined behind (RFC 9112, section 9.3). */
 	if (f.close)
 		r->close = true;

@@ -391,8 +391,9 @@ void cmi_http_server_free(struct cmi_http_server *srv)
 {
 	if (srv == NULL)
 		return;
-	/* Connections first: one frees the replies it holds, which it tells
-	 * from the requests still with the handler while these exist. */
+	/* Connections first: each frees the replies it keeps, and it can
+	 * distinguish them from the requests still with the handler only while
+	 * those requests exist. */
 	while (srv->conns != NULL)
 		cmi_srv_conn_close(srv->conns);
 	cmi_srv_detach_requests(srv);

@@ -741,7 +741,7 @@ static bool conn_frame(struct srv_conn *conn)
 	while (progress && !conn->dead) {
 		if (conn->out_len - conn->out_off >= SRV_OUT_BATCH)
 			return true;
-		/* Each request with the handler holds a decoded message. */
+		/* Each request with the handler keeps a decoded message in memory. */
 		if (conn->n_queued >= (unsigned)conn->srv->opts.pipeline_max)
 			return false; /* resumed by the replies */
 		switch (conn->phase) {
@@ -789,8 +789,8 @@ static void conn_process(struct srv_conn *conn)
 		cmi_srv_conn_close(conn);
 		return;
 	}
-	/* conn_read pauses while a write waits or the handler holds many
-	 * requests, and resumes here. */
+	/* conn_read pauses while a write waits or too many requests are with
+	 * the handler, and resumes here. */
 	if (!conn->peer_eof && !conn_write_blocked(conn))
 		conn_want_read(conn, true);
 }

@@ -154,7 +154,7 @@ struct cmi_http_server {
 	int n_conns;
 	struct event *reply_ev;
 	/* Takes queued replies while requests are with the handler, so that
-	 * replies a thread holds (cmi_http_reply_hold) wait no longer than
+	 * replies that a thread keeps back (cmi_http_reply_hold) wait no longer than
 	 * CMI_SRV_REPLY_POLL_MAX_MS; poll_ms is its current interval. */
 	struct event *poll_ev;
 	int poll_ms;

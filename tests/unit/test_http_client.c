@@ -1481,7 +1481,7 @@ static void test_http_client_cap_freed_by_timeouts(void **state)
 
 /* ---- pipelining ---- */
 
-/* The first connection answers one request and closes; later ones serve. */
+/* The first connection responds to one request and closes; later ones serve. */
 static void script_first_serves_one(struct mock *m, struct mock_conn *c)
 {
 	if (c->index > 0) {

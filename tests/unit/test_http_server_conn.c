@@ -460,9 +460,9 @@ static void test_http_server_conn_free_in_every_phase_clean(void **state)
 	}
 }
 
-/* Pipelined requests reach the handler before the first is answered, and
+/* Pipelined requests reach the handler before the first is replied to, and
  * their replies leave in the order of the requests whatever order the
- * handler answers in. */
+ * handler replies in. */
 static void test_http_server_conn_pipelined_replies_in_order(void **state)
 {
 	struct st_fixture *f = st_start(state, NULL);
@@ -498,8 +498,8 @@ static void test_http_server_conn_pipelined_replies_in_order(void **state)
 	st_post_echoed(c, "after");
 }
 
-/* A request that breaks the framing behind ones with the handler is
- * answered after their replies, and then the connection ends. */
+/* A request that breaks the framing behind ones with the handler gets its
+ * reply after theirs, and then the connection ends. */
 static void test_http_server_conn_rejection_waits_for_earlier_replies(void **state)
 {
 	struct st_fixture *f = st_start(state, NULL);

@@ -401,8 +401,8 @@ enum st_mode {
 	ST_MODE_HOLD,      /* keeps the request unanswered in held, in order */
 };
 
-/* Requests the handler holds at once in ST_MODE_HOLD; it answers more with
- * 503. */
+/* Requests the handler keeps at once in ST_MODE_HOLD. It replies 503 to
+ * more. */
 #define ST_HELD_MAX 8
 
 /* Requests whose details the handler records. Later ones are only counted. */
@@ -803,7 +803,7 @@ static inline struct cmi_http_request *st_take_held(struct st_fixture *f)
 	return req;
 }
 
-/* Returns how many requests the handler holds now. */
+/* Returns how many requests the handler keeps now. */
 static inline int st_held_count(struct st_fixture *f)
 {
 	int n;
