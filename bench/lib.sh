@@ -64,6 +64,7 @@ bench_build() {
 		$cc "${flags[@]}" -o "$bin/runstat" "$src/bench/runstat.c" &&
 			$cc "${flags[@]}" -o "$bin/cmicro_bench_sub" "$src/bench/cmicro_bench_sub.c" $libs &&
 			$cc "${flags[@]}" -o "$bin/cmicro_bench_pub" "$src/bench/cmicro_bench_pub.c" $libs &&
+			$cc "${flags[@]}" -o "$bin/slow_handler" "$src/bench/slow_handler.c" $libs &&
 			$cc "${flags[@]}" -o "$bin/mqtt_bench" "$src/bench/mqtt_bench.c" -lmosquitto &&
 			$cc "${flags[@]}" -o "$bin/nats_bench" "$src/bench/nats_bench.c" -lnats -lpthread
 	} >>"$work/build.log" 2>&1 || bench_die "building the benchmark programs failed; see $work/build.log"
