@@ -42,4 +42,35 @@ size_t cmi_b64_encode(char *out, const unsigned char *in, size_t len);
  * base64.StdEncoding and OpenSSL ignore them. */
 int cmi_b64_decode_plain(const char *text, size_t n, unsigned char **out, size_t *out_len);
 
+/* Implementations of the two functions above. They use the fastest one the
+ * CPU supports; tests and the fuzz target run each and compare them. */
+enum cmi_b64_impl {
+	CMI_B64_SCALAR,
+	CMI_B64_AVX2,
+};
+
+bool cmi_b64_impl_available(enum cmi_b64_impl impl);
+size_t cmi_b64_encode_with(enum cmi_b64_impl impl, char *out, const unsigned char *in, size_t len);
+int cmi_b64_decode_with(enum cmi_b64_impl impl, const char *text, size_t n, unsigned char **out,
+			size_t *out_len);
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CMI_B64_HAVE_AVX2 1
+
+/* True when the CPU runs AVX2 (message_b64_avx2.c). */
+bool cmi_b64_avx2_usable(void);
+
+/* Encodes whole 24-byte blocks from the start of in while 28 bytes remain
+ * to read; returns the bytes encoded, which leave 4 / 3 as many characters
+ * at out. */
+size_t cmi_b64_encode_blocks_avx2(char *out, const unsigned char *in, size_t len);
+
+/* Decodes whole 32-character blocks of the n characters at text, which
+ * holds no padding, into 24 bytes each; returns the characters decoded and
+ * sets *bad when one of them is outside the alphabet. */
+size_t cmi_b64_decode_blocks_avx2(unsigned char *out, const char *text, size_t n, bool *bad);
+#else
+#define CMI_B64_HAVE_AVX2 0
+#endif
+
 #endif

@@ -1,9 +1,10 @@
-/* Targets: the base64 codec of message bodies, against OpenSSL's. The
- * input is encoded by both and must give the same text, which decodes back
- * to the input. The input is also read as base64 text: when
- * cmi_b64_decode_plain accepts it, EVP_DecodeBlock must give the same
- * bytes (less the padding it counts as zeros), and when it rejects it, the
- * text must break a rule of padded standard base64. */
+/* Targets: the base64 codec of message bodies, each implementation the CPU
+ * runs, against OpenSSL's. The input is encoded by all and must give the
+ * same text, which decodes back to the input. The input is also read as
+ * base64 text: every implementation must accept or reject it alike, when
+ * they accept it EVP_DecodeBlock must give the same bytes (less the padding
+ * it counts as zeros), and when they reject it, the text must break a rule
+ * of padded standard base64. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void fuzz_encode(const uint8_t *data, size_t size)
+static const enum cmi_b64_impl impls[] = {CMI_B64_SCALAR, CMI_B64_AVX2};
+
+static void fuzz_encode_with(enum cmi_b64_impl impl, const uint8_t *data, size_t size)
 {
 	size_t cap = 4 * ((size + 2) / 3) + 1;
 	char *ours = malloc(cap);
@@ -24,15 +27,23 @@ static void fuzz_encode(const uint8_t *data, size_t size)
 
 	if (ours == NULL || ref == NULL)
 		abort();
-	n = cmi_b64_encode(ours, data, size);
+	n = cmi_b64_encode_with(impl, ours, data, size);
 	if ((int)n != EVP_EncodeBlock(ref, data, (int)size) || memcmp(ours, ref, n) != 0)
 		abort();
-	if (cmi_b64_decode_plain(ours, n, &back, &back_len) != 0 || back_len != size ||
+	if (cmi_b64_decode_with(impl, ours, n, &back, &back_len) != 0 || back_len != size ||
 	    (size > 0 && memcmp(back, data, size) != 0) || back[back_len] != '\0')
 		abort();
 	free(back);
 	free(ours);
 	free(ref);
+}
+
+static void fuzz_encode(const uint8_t *data, size_t size)
+{
+	for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++) {
+		if (cmi_b64_impl_available(impls[i]))
+			fuzz_encode_with(impls[i], data, size);
+	}
 }
 
 /* True when text is padded standard base64: whole quads, the alphabet, and
@@ -54,13 +65,13 @@ static bool valid_b64(const char *text, size_t n, size_t *pad)
 	return true;
 }
 
-static void fuzz_decode(const uint8_t *data, size_t size)
+static void fuzz_decode_with(enum cmi_b64_impl impl, const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
 	unsigned char *ours = NULL, *ref;
 	size_t len = 0, pad;
 	bool valid = valid_b64(text, size, &pad);
-	int rc = cmi_b64_decode_plain(text, size, &ours, &len);
+	int rc = cmi_b64_decode_with(impl, text, size, &ours, &len);
 	int ref_n;
 
 	if ((rc == 0) != valid || (rc != 0 && rc != CMICRO_EPROTO))
@@ -77,6 +88,14 @@ static void fuzz_decode(const uint8_t *data, size_t size)
 		abort();
 	free(ref);
 	free(ours);
+}
+
+static void fuzz_decode(const uint8_t *data, size_t size)
+{
+	for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++) {
+		if (cmi_b64_impl_available(impls[i]))
+			fuzz_decode_with(impls[i], data, size);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
