@@ -251,6 +251,11 @@ typedef int (*cmicro_handler_fn)(void *user, const char *topic, const struct cmi
 
 struct cmicro_subscription;
 
+/* Checks topic against the rule below without a broker, so that a program
+ * can reject a bad topic before it connects. Returns 0, or CMICRO_EINVAL
+ * with a message that names the problem (cmicro_last_errmsg). */
+CMICRO_API CMICRO_NODISCARD int cmicro_topic_check(const char *topic);
+
 /*
  * Topics, for publish and subscribe: 1 to 255 bytes of UTF-8 without
  * spaces, ASCII control characters (0x00 to 0x1F, 0x7F) or C1 controls

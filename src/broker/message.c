@@ -244,6 +244,11 @@ static long topic_bad_byte(const char *topic)
 	return -1;
 }
 
+CMICRO_API int cmicro_topic_check(const char *topic)
+{
+	return cmi_topic_check(topic);
+}
+
 int cmi_topic_check(const char *topic)
 {
 	size_t len = topic ? strlen(topic) : 0;

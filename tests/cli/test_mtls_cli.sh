@@ -25,3 +25,23 @@ if grep -q 'subscribed' "$out"; then
   exit 1
 fi
 echo "PASS: sub rejects an empty --queue"
+
+# A topic with a space fails before the subscriber listens or registers.
+rc=0
+timeout 20 "$CMICRO_BIN" sub "two words" >"$out" 2>&1 || rc=$?
+if [ "$rc" -ne 2 ]; then
+  echo "FAIL: sub \"two words\" exited with $rc, expected 2 (usage error)"
+  cat "$out"
+  exit 1
+fi
+if ! grep -q 'may not contain spaces' "$out"; then
+  echo "FAIL: sub \"two words\" did not give the topic rule:"
+  cat "$out"
+  exit 1
+fi
+if grep -qE 'subscribed|listening' "$out"; then
+  echo "FAIL: sub \"two words\" started before rejecting the topic:"
+  cat "$out"
+  exit 1
+fi
+echo "PASS: sub rejects a topic with a space before it starts"

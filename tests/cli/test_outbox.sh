@@ -129,7 +129,8 @@ grep -q "is not a cmicro outbox" "$WORK/bad2.err" || fail "the error for random 
 [ "$st3" -eq 2 ] || fail "--drain without an outbox exited $st3, expected 2"
 [ "$st4" -eq 2 ] || fail "a topic with a space exited $st4, expected 2"
 grep -q "may not contain spaces" "$WORK/bad4.err" || fail "the topic error does not give the rule"
-[ "$(rows "$WORK/ob5.db")" -eq 0 ] || fail "a rejected publish left a row in the outbox"
+# The topic is checked before the broker starts, so not even the outbox exists.
+[ ! -e "$WORK/ob5.db" ] || fail "a publish with a bad topic created the outbox"
 [ "$st5" -eq 2 ] || fail "a header with a line break exited $st5, expected 2"
 grep -q "line feed" "$WORK/bad5.err" || fail "the header error does not name the line feed"
 

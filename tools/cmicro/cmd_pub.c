@@ -128,6 +128,10 @@ static int pub_check(struct pub_args *a)
 		cli_error("missing %s; see 'cmicro pub --help'", a->topic ? "MESSAGE" : "TOPIC");
 		return -1;
 	}
+	if (cmicro_topic_check(a->topic) != 0) {
+		cli_error_rc("topic", CMICRO_EINVAL);
+		return -1;
+	}
 	if (strcmp(a->message, "-") == 0 && pub_fixed_id(a)) {
 		cli_error("--header Micro-Id gives every line of standard input the same id, so a "
 			  "--dedup subscriber would drop all but the first; leave it out to give "

@@ -105,6 +105,10 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 		cli_error("missing TOPIC; see 'cmicro sub --help'");
 		return -1;
 	}
+	if (cmicro_topic_check(a->topic) != 0) {
+		cli_error_rc("topic", CMICRO_EINVAL);
+		return -1;
+	}
 	return 0;
 }
 
