@@ -199,24 +199,29 @@ bad:
 /*
  * Chooses the connection for call. The first choice is one whose requests
  * of this pass of the loop are not written yet, or that is still opening,
- * so that they leave together. Then comes an idle one, then a new one while
- * the node is under the cap, then the one carrying the fewest requests.
- * Returns 0 with *out NULL when every connection to the node carries
- * CLI_PIPELINE_DEPTH. A call sent again goes on a connection opened since,
- * because the other idle ones may have been closed with the one that
+ * so that they leave together. While fewer than client->spread_conns
+ * connections to the node carry requests, such a batch takes at most
+ * CLI_SPREAD_DEPTH of them, and further requests go to another connection.
+ * Then comes an idle one, then a new one while the node is under the cap,
+ * then a batch beyond CLI_SPREAD_DEPTH, then the one carrying the fewest
+ * requests. Returns 0 with *out NULL when every connection to the node
+ * carries CLI_PIPELINE_DEPTH. A call sent again goes on a connection opened
+ * since, because the other idle ones may have been closed with the one that
  * failed it.
  */
 static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *call,
 			struct cli_conn **out)
 {
-	struct cli_conn *batch = NULL, *idle = NULL, *least = NULL;
-	int n = 0;
+	struct cli_conn *batch = NULL, *short_batch = NULL, *idle = NULL, *least = NULL;
+	int n = 0, busy = 0;
 
 	*out = NULL;
 	for (struct cli_conn *c = client->conns; c != NULL; c = c->next) {
 		if (c->state == CLI_DEAD || strcmp(c->key, call->key) != 0)
 			continue;
 		n++;
+		if (c->n_calls > 0)
+			busy++;
 		if (c->n_calls >= CLI_PIPELINE_DEPTH || c->retiring)
 			continue;
 		if (c->n_calls == 0) {
@@ -224,19 +229,31 @@ static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *c
 				idle = c;
 			continue;
 		}
-		if (batch == NULL && (c->state != CLI_OPEN || c->flush_pending) &&
-		    (!call->resent || c->responses == 0))
-			batch = c;
+		if ((c->state != CLI_OPEN || c->flush_pending) &&
+		    (!call->resent || c->responses == 0)) {
+			if (batch == NULL)
+				batch = c;
+			if (short_batch == NULL && c->n_calls < CLI_SPREAD_DEPTH)
+				short_batch = c;
+		}
 		if (least == NULL || c->n_calls < least->n_calls)
 			least = c;
 	}
-	if (batch != NULL) {
+	if (busy >= client->spread_conns && batch != NULL) {
 		*out = batch;
 		return 0;
 	}
-	if (n < CLI_CONNS_PER_NODE && (call->resent || idle == NULL))
+	if (short_batch != NULL) {
+		*out = short_batch;
+		return 0;
+	}
+	if (idle != NULL && !call->resent) {
+		*out = idle;
+		return 0;
+	}
+	if (n < CLI_CONNS_PER_NODE)
 		return cli_conn_open(client, call, out);
-	*out = idle != NULL ? idle : least;
+	*out = batch != NULL ? batch : idle != NULL ? idle : least;
 	return 0;
 }
 
@@ -466,6 +483,7 @@ int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
 		return CMICRO_ENOMEM;
 	client->base = base;
 	client->tls = tls;
+	client->spread_conns = CLI_SPREAD_CONNS;
 	client->reap_ev = event_new(base, -1, 0, cli_reap, client);
 	if (client->reap_ev == NULL) {
 		free(client);
@@ -473,6 +491,11 @@ int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
 	}
 	*out = client;
 	return 0;
+}
+
+void cmi_http_client_set_spread(struct cmi_http_client *client, int conns)
+{
+	client->spread_conns = conns < 1 ? 1 : conns;
 }
 
 void cmi_http_client_free(struct cmi_http_client *client)

@@ -116,6 +116,12 @@ int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
  * CMICRO_ECLOSED before it returns. */
 void cmi_http_client_free(struct cmi_http_client *client);
 
+/* Sets over how many connections to a node the client spreads a few
+ * requests before one connection carries more than 2 (4 by default). With
+ * 1, a connection takes up to 8 before another opens; tests of pipelining
+ * use that to put a whole burst on one connection. */
+void cmi_http_client_set_spread(struct cmi_http_client *client, int conns);
+
 struct cmi_http_result {
 	int err;        /* 0 when a response arrived (any status) */
 	int status;     /* HTTP status, 0 without a response */

@@ -1481,6 +1481,9 @@ static void test_http_client_cap_freed_by_timeouts(void **state)
 
 /* ---- pipelining ---- */
 
+/* Most tests here put a whole burst on one connection (spread 1), so that
+ * they reach the pipelining of that connection. */
+
 /* The first connection responds to one request and closes; later ones serve. */
 static void script_first_serves_one(struct mock *m, struct mock_conn *c)
 {
@@ -1514,6 +1517,7 @@ static void check_pipelined_one_write(struct env *e, bool tls)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(tls ? client_tls(test_ca, NULL) : NULL);
+	cmi_http_client_set_spread(e->f->cli, 1);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	if (e->f->ok != CLI_PIPELINE_DEPTH)
@@ -1539,6 +1543,53 @@ static void test_http_client_pipelined_tls_one_write(void **state)
 	check_pipelined_one_write(*state, true);
 }
 
+/* A burst of 8 goes out over 4 connections of 2, each pair in one write. */
+static void test_http_client_burst_spread_over_conns(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+
+	o.script = script_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, 2 * CLI_SPREAD_CONNS, TIMEOUT_MS);
+	if (e->f->ok != 2 * CLI_SPREAD_CONNS)
+		fail_msg("%d of %d requests got 200; first failure: %s", e->f->ok,
+			 2 * CLI_SPREAD_CONNS, e->f->first_failure);
+	assert_int_equal(atomic_load(&e->m->accepted), CLI_SPREAD_CONNS);
+	for (int i = 0; i < CLI_SPREAD_CONNS; i++)
+		assert_int_equal(atomic_load(&e->m->conns[i]->reads), 1);
+	/* The next burst takes the same connections. */
+	burst(e, 2 * CLI_SPREAD_CONNS, TIMEOUT_MS);
+	assert_int_equal(e->f->ok, 4 * CLI_SPREAD_CONNS);
+	assert_int_equal(atomic_load(&e->m->accepted), CLI_SPREAD_CONNS);
+}
+
+/* Beyond the spread, connections fill up to the pipeline depth before
+ * more open: 64 requests take 8 connections. */
+static void test_http_client_burst_beyond_spread_deepens(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+	int n = 8 * CLI_PIPELINE_DEPTH;
+
+	o.script = script_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+
+	burst(e, n, TIMEOUT_MS);
+	if (e->f->ok != n)
+		fail_msg("%d of %d requests got 200; first failure: %s", e->f->ok, n,
+			 e->f->first_failure);
+	assert_int_equal(atomic_load(&e->m->accepted), n / CLI_PIPELINE_DEPTH);
+	assert_int_equal(atomic_load(&e->m->requests), n);
+}
+
 /* One more request than a connection carries opens a second connection. */
 static void test_http_client_pipeline_depth_opens_second(void **state)
 {
@@ -1550,6 +1601,7 @@ static void test_http_client_pipeline_depth_opens_second(void **state)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
+	cmi_http_client_set_spread(e->f->cli, 1);
 
 	burst(e, CLI_PIPELINE_DEPTH + 1, TIMEOUT_MS);
 	assert_int_equal(e->f->ok, CLI_PIPELINE_DEPTH + 1);
@@ -1569,6 +1621,7 @@ static void test_http_client_pipelined_rest_resent_after_close(void **state)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
+	cmi_http_client_set_spread(e->f->cli, 1);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	if (e->f->ok != CLI_PIPELINE_DEPTH)
@@ -1594,6 +1647,7 @@ static void test_http_client_pipelined_close_each_restarts_rest(void **state)
 	o.close_after = true;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
+	cmi_http_client_set_spread(e->f->cli, 1);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	if (e->f->ok != CLI_PIPELINE_DEPTH)
@@ -1612,6 +1666,7 @@ static void test_http_client_pipelined_fresh_close_fails_all(void **state)
 	o.script = script_close_after_request;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
+	cmi_http_client_set_spread(e->f->cli, 1);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	assert_int_equal(e->f->ok, 0);
@@ -1633,6 +1688,7 @@ static void test_http_client_pipelined_timeout_fails_behind(void **state)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
+	cmi_http_client_set_spread(e->f->cli, 1);
 
 	burst(e, CLI_PIPELINE_DEPTH, 300);
 	assert_int_equal(e->f->ok, 0);
@@ -1803,6 +1859,8 @@ int main(void)
 		HC_TEST(test_http_client_tls_large_body_partial_writes),
 	HC_TEST(test_http_client_pipelined_plain_one_write),
 	HC_TEST(test_http_client_pipelined_tls_one_write),
+	HC_TEST(test_http_client_burst_spread_over_conns),
+	HC_TEST(test_http_client_burst_beyond_spread_deepens),
 	HC_TEST(test_http_client_pipeline_depth_opens_second),
 	HC_TEST(test_http_client_pipelined_rest_resent_after_close),
 	HC_TEST(test_http_client_pipelined_close_each_restarts_rest),
