@@ -3,7 +3,7 @@
  * pool of connections and the queue of calls waiting for one. The I/O of a
  * connection is in http_client_io.c. A connection carries up to
  * CLI_PIPELINE_DEPTH requests at a time (pipelined), and at most
- * CLI_CONNS_PER_NODE are open to one node.
+ * CLI_CONNS_PER_NODE are open to one node (client->max_conns).
  *
  * RFC 9112 (section 9.3.2) states that a client should not pipeline after a
  * request that is not idempotent unless it can recover from a partial
@@ -136,7 +136,7 @@ static void cli_call_event(evutil_socket_t fd, short what, void *arg)
 		cli_fail(call, CMICRO_ETIMEDOUT,
 			 "no free connection to %s within the delivery timeout: %d requests were "
 			 "already under way to that node, which is slow or overloaded",
-			 call->address, CLI_CONNS_PER_NODE * CLI_PIPELINE_DEPTH);
+			 call->address, client->max_conns * CLI_PIPELINE_DEPTH);
 		call->completed = true;
 	} else if (!call->completed) {
 		struct cmi_http_result behind = {0};
@@ -155,10 +155,12 @@ static void cli_call_event(evutil_socket_t fd, short what, void *arg)
 				call->address);
 		cli_conn_drop(call->conn, call, &behind);
 	}
+	/* The slot this call held goes to the oldest call waiting for the node
+	 * before the callback can start new requests that would take it. */
 	memcpy(key, call->key, sizeof(key));
+	cli_dispatch(client, key);
 	call->done(call->arg, &call->result);
 	cli_call_release(call);
-	cli_dispatch(client, key);
 }
 
 int cmi_http_split_address(const char *address, char *host, size_t host_size, int *port)
@@ -251,7 +253,7 @@ static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *c
 		*out = idle;
 		return 0;
 	}
-	if (n < CLI_CONNS_PER_NODE)
+	if (n < client->max_conns)
 		return cli_conn_open(client, call, out);
 	*out = batch != NULL ? batch : idle != NULL ? idle : least;
 	return 0;
@@ -484,6 +486,7 @@ int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
 	client->base = base;
 	client->tls = tls;
 	client->spread_conns = CLI_SPREAD_CONNS;
+	client->max_conns = CLI_CONNS_PER_NODE;
 	client->reap_ev = event_new(base, -1, 0, cli_reap, client);
 	if (client->reap_ev == NULL) {
 		free(client);
@@ -493,9 +496,10 @@ int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
 	return 0;
 }
 
-void cmi_http_client_set_spread(struct cmi_http_client *client, int conns)
+void cmi_http_client_set_conns(struct cmi_http_client *client, int spread, int max)
 {
-	client->spread_conns = conns < 1 ? 1 : conns;
+	client->spread_conns = spread < 1 ? 1 : spread;
+	client->max_conns = max < 1 ? 1 : max;
 }
 
 void cmi_http_client_free(struct cmi_http_client *client)

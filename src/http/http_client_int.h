@@ -128,7 +128,9 @@ struct cmi_http_client {
 	struct cli_call *calls;
 	struct cli_call *pend_head, *pend_tail; /* FIFO of calls waiting for a connection */
 	struct event *reap_ev;
-	int spread_conns; /* CLI_SPREAD_CONNS, or what cmi_http_client_set_spread set */
+	/* CLI_SPREAD_CONNS and CLI_CONNS_PER_NODE, or what
+	 * cmi_http_client_set_conns set */
+	int spread_conns, max_conns;
 };
 
 /* http_client.c */

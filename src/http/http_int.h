@@ -117,10 +117,12 @@ int cmi_http_client_new(struct event_base *base, struct cmicro_tls_context *tls,
 void cmi_http_client_free(struct cmi_http_client *client);
 
 /* Sets over how many connections to a node the client spreads a few
- * requests before one connection carries more than 2 (4 by default). With
- * 1, a connection takes up to 8 before another opens; tests of pipelining
- * use that to put a whole burst on one connection. */
-void cmi_http_client_set_spread(struct cmi_http_client *client, int conns);
+ * requests before one connection carries more than 2 (default 4), and how
+ * many connections it keeps to one node (default 64). With a spread of 1,
+ * a connection takes up to 8 requests before another opens. Tests use
+ * these to put a whole burst on one connection or to reach the cap with
+ * a few requests. */
+void cmi_http_client_set_conns(struct cmi_http_client *client, int spread, int max);
 
 struct cmi_http_result {
 	int err;        /* 0 when a response arrived (any status) */

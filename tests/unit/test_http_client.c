@@ -83,6 +83,7 @@ struct mock {
 	atomic_int half_closed; /* first connections that ended their sending side */
 	atomic_int accepted, open, max_open, closed;
 	atomic_int requests, get_requests;
+	atomic_int first_get_at; /* requests counted when the first GET arrived */
 	atomic_int faults; /* failures of the mock itself, never of the client */
 	atomic_int stuck;  /* connection threads that did not end */
 };
@@ -201,8 +202,8 @@ static int mock_read_request(struct mock_conn *c, bool head_only)
 	buf[head_len] = '\0';
 	length = mock_content_length(buf);
 	atomic_fetch_add(&c->m->requests, 1);
-	if (strncmp(buf, "GET ", 4) == 0)
-		atomic_fetch_add(&c->m->get_requests, 1);
+	if (strncmp(buf, "GET ", 4) == 0 && atomic_fetch_add(&c->m->get_requests, 1) == 0)
+		atomic_store(&c->m->first_get_at, atomic_load(&c->m->requests));
 	buf[head_len] = saved;
 	if (head_only)
 		return 0;
@@ -1479,6 +1480,101 @@ static void test_http_client_cap_freed_by_timeouts(void **state)
 	assert_int_equal(atomic_load(&e->m->accepted), CLI_CONNS_PER_NODE + 1);
 }
 
+/* A publisher that starts a new request from each result, as the broker's
+ * publish loop does, and one request that waited for a free slot. */
+struct sustained {
+	struct fixture *f;
+	const char *address;
+	int posted, post_max;
+	int completed;
+	int waiting_index; /* completions before the waiting one's, or -1 */
+	int waiting_status;
+};
+
+static void post_sustained(struct sustained *s);
+
+static void on_sustained_done(void *arg, const struct cmi_http_result *res)
+{
+	struct sustained *s = arg;
+
+	s->completed++;
+	if (res->err != 0 || res->status != 200)
+		fail_msg("a sustained request failed: %s, status %d: %s", cmicro_err_name(res->err),
+			 res->status, res->message);
+	if (s->posted < s->post_max)
+		post_sustained(s);
+	on_done(s->f, res);
+}
+
+static void on_waiting_done(void *arg, const struct cmi_http_result *res)
+{
+	struct sustained *s = arg;
+
+	s->waiting_index = s->completed++;
+	s->waiting_status = res->err == 0 ? res->status : -res->err;
+	on_done(s->f, res);
+}
+
+static void post_sustained(struct sustained *s)
+{
+	struct cmi_http_post p = {0};
+
+	p.address = s->address;
+	p.path = "/?id=mock";
+	p.peer_label = "mock";
+	p.body = "{}";
+	p.body_len = 2;
+	p.timeout_ms = TIMEOUT_MS * 4;
+	s->posted++;
+	TK_OK(cmi_http_client_post(s->f->cli, &p, on_sustained_done, s));
+}
+
+/* A request waiting for a slot gets the first one a response frees, before
+ * the requests that the result callbacks start meanwhile. One connection
+ * and a mock that pauses before each response make the responses free
+ * their slots one at a time. The waiting request is the only GET, so the
+ * mock sees when it arrives. */
+static void test_http_client_waiting_call_not_overtaken(void **state)
+{
+	struct env *e = *state;
+	struct mock_opts o = {0};
+	struct sustained s = {0};
+	struct cmi_http_post p = {0};
+	int arrived;
+
+	o.script = script_serve;
+	o.reply = ok_reply;
+	o.reply_len = sizeof(ok_reply) - 1;
+	o.hold_ms = 1;
+	e->m = mock_start(&o);
+	e->f = fixture_new(NULL);
+	cmi_http_client_set_conns(e->f->cli, 1, 1);
+	s.f = e->f;
+	s.address = e->m->address;
+	s.post_max = 8 * CLI_PIPELINE_DEPTH;
+	s.waiting_index = -1;
+
+	for (int i = 0; i < CLI_PIPELINE_DEPTH; i++)
+		post_sustained(&s);
+	p.address = e->m->address;
+	p.path = "/?id=mock";
+	p.peer_label = "mock";
+	p.get = true;
+	p.timeout_ms = TIMEOUT_MS * 4;
+	TK_OK(cmi_http_client_post(e->f->cli, &p, on_waiting_done, &s));
+	run_until(e->f, s.post_max + 1);
+
+	assert_int_equal(s.waiting_status, 200);
+	assert_int_equal(atomic_load(&e->m->accepted), 1);
+	arrived = atomic_load(&e->m->first_get_at);
+	/* Overtaken, it would arrive only once the callbacks stop starting
+	 * requests, as the last one. */
+	if (arrived > 2 * CLI_PIPELINE_DEPTH)
+		fail_msg("the waiting request arrived as request %d of %d; the requests started "
+			 "by callbacks took the slots it waited for",
+			 arrived, s.post_max + 1);
+}
+
 /* ---- pipelining ---- */
 
 /* Most tests here put a whole burst on one connection (spread 1), so that
@@ -1517,7 +1613,7 @@ static void check_pipelined_one_write(struct env *e, bool tls)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(tls ? client_tls(test_ca, NULL) : NULL);
-	cmi_http_client_set_spread(e->f->cli, 1);
+	cmi_http_client_set_conns(e->f->cli, 1, CLI_CONNS_PER_NODE);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	if (e->f->ok != CLI_PIPELINE_DEPTH)
@@ -1601,7 +1697,7 @@ static void test_http_client_pipeline_depth_opens_second(void **state)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
-	cmi_http_client_set_spread(e->f->cli, 1);
+	cmi_http_client_set_conns(e->f->cli, 1, CLI_CONNS_PER_NODE);
 
 	burst(e, CLI_PIPELINE_DEPTH + 1, TIMEOUT_MS);
 	assert_int_equal(e->f->ok, CLI_PIPELINE_DEPTH + 1);
@@ -1621,7 +1717,7 @@ static void test_http_client_pipelined_rest_resent_after_close(void **state)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
-	cmi_http_client_set_spread(e->f->cli, 1);
+	cmi_http_client_set_conns(e->f->cli, 1, CLI_CONNS_PER_NODE);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	if (e->f->ok != CLI_PIPELINE_DEPTH)
@@ -1647,7 +1743,7 @@ static void test_http_client_pipelined_close_each_restarts_rest(void **state)
 	o.close_after = true;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
-	cmi_http_client_set_spread(e->f->cli, 1);
+	cmi_http_client_set_conns(e->f->cli, 1, CLI_CONNS_PER_NODE);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	if (e->f->ok != CLI_PIPELINE_DEPTH)
@@ -1666,7 +1762,7 @@ static void test_http_client_pipelined_fresh_close_fails_all(void **state)
 	o.script = script_close_after_request;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
-	cmi_http_client_set_spread(e->f->cli, 1);
+	cmi_http_client_set_conns(e->f->cli, 1, CLI_CONNS_PER_NODE);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	assert_int_equal(e->f->ok, 0);
@@ -1688,7 +1784,7 @@ static void test_http_client_pipelined_timeout_fails_behind(void **state)
 	o.reply_len = sizeof(ok_reply) - 1;
 	e->m = mock_start(&o);
 	e->f = fixture_new(NULL);
-	cmi_http_client_set_spread(e->f->cli, 1);
+	cmi_http_client_set_conns(e->f->cli, 1, CLI_CONNS_PER_NODE);
 
 	burst(e, CLI_PIPELINE_DEPTH, 300);
 	assert_int_equal(e->f->ok, 0);
@@ -1856,6 +1952,7 @@ int main(void)
 		HC_TEST(test_http_client_stale_resent_once_only),
 		HC_TEST(test_http_client_timeout_frees_connection),
 		HC_TEST(test_http_client_cap_freed_by_timeouts),
+		HC_TEST(test_http_client_waiting_call_not_overtaken),
 		HC_TEST(test_http_client_tls_large_body_partial_writes),
 	HC_TEST(test_http_client_pipelined_plain_one_write),
 	HC_TEST(test_http_client_pipelined_tls_one_write),
