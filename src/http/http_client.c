@@ -255,7 +255,12 @@ static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *c
 	}
 	if (n < client->max_conns)
 		return cli_conn_open(client, call, out);
-	*out = batch != NULL ? batch : idle != NULL ? idle : least;
+	if (batch != NULL)
+		*out = batch;
+	else if (idle != NULL)
+		*out = idle;
+	else
+		*out = least;
 	return 0;
 }
 

@@ -1,10 +1,10 @@
 /* Targets: the base64 codec of message bodies, each implementation the CPU
  * runs, against OpenSSL's. The input is encoded by all and must give the
  * same text, which decodes back to the input. The input is also read as
- * base64 text: every implementation must accept or reject it alike, when
- * they accept it EVP_DecodeBlock must give the same bytes (less the padding
- * it counts as zeros), and when they reject it, the text must break a rule
- * of padded standard base64. */
+ * base64 text, which every implementation must accept or reject alike.
+ * When they accept it, EVP_DecodeBlock must give the same bytes (less the
+ * padding it counts as zeros). When they reject it, the text must break a
+ * rule of padded standard base64. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1533,7 +1533,7 @@ static void post_sustained(struct sustained *s)
  * the requests that the result callbacks start meanwhile. One connection
  * and a mock that pauses before each response make the responses free
  * their slots one at a time. The waiting request is the only GET, so the
- * mock sees when it arrives. */
+ * mock records when it arrives. */
 static void test_http_client_waiting_call_not_overtaken(void **state)
 {
 	struct env *e = *state;
