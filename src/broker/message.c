@@ -249,28 +249,65 @@ CMICRO_API int cmicro_topic_check(const char *topic)
 	return cmi_topic_check(topic);
 }
 
+/* Returns the offset of the first byte that is not valid UTF-8, or -1. */
+static long topic_bad_utf8(const char *topic)
+{
+	const unsigned char *start = (const unsigned char *)topic;
+	const unsigned char *p = start, *end = start + strlen(topic);
+
+	while (p < end) {
+		size_t n = *p < 0x80 ? 1 : cmi_utf8_seq_len(p, end);
+
+		if (n == 0)
+			return (long)(p - start);
+		p += n;
+	}
+	return -1;
+}
+
+/* Fails for the byte at offset bad, naming it and quoting the topic before
+ * it. Only that part is quoted, so the message itself stays one clean line
+ * whatever follows. */
+static int topic_bad_byte_error(const char *topic, long bad, const char *problem)
+{
+	const char *rule = "topics must be UTF-8 and may not contain spaces or control "
+			   "characters, so use for example \"-\" or \".\" instead";
+
+	if (bad == 0)
+		return cmi_error(CMICRO_EINVAL, "topic begins with %s; %s", problem, rule);
+	return cmi_error(CMICRO_EINVAL, "topic \"%.*s\" is followed by %s at byte %ld; %s",
+			 (int)(bad < 64 ? bad : 64), topic, problem, bad, rule);
+}
+
 int cmi_topic_check(const char *topic)
 {
 	size_t len = topic ? strlen(topic) : 0;
+	unsigned char c;
+	char problem[48];
 	long bad;
 
 	if (len == 0)
 		return cmi_error(CMICRO_EINVAL, "topic is %s; use a non-empty name such as "
 						"\"orders\"",
 				 topic ? "empty" : "NULL");
-	if (!cmi_topic_valid(topic))
-		return cmi_error(CMICRO_EINVAL, "topic of %zu bytes is not valid UTF-8; use a UTF-8 "
-						"name",
-				 len);
+	bad = topic_bad_utf8(topic);
+	if (bad >= 0) {
+		cmi_fmt(problem, sizeof(problem), "the byte 0x%02x (not valid UTF-8)",
+			(unsigned char)topic[bad]);
+		return topic_bad_byte_error(topic, bad, problem);
+	}
 	bad = topic_bad_byte(topic);
-	if (bad >= 0)
-		/* Only the part before the bad byte is quoted, so the message
-		 * itself stays one clean line. */
-		return cmi_error(CMICRO_EINVAL, "topic \"%.*s\" is followed by %s at byte %ld; "
-						"topics may not contain spaces or control characters, "
-						"so use for example \"-\" or \".\" instead",
-				 (int)(bad < 64 ? bad : 64), topic,
-				 topic[bad] == ' ' ? "a space" : "a control character", bad);
+	if (bad >= 0) {
+		c = (unsigned char)topic[bad];
+		if (c == ' ')
+			cmi_fmt(problem, sizeof(problem), "a space");
+		else if (c == 0xc2)
+			cmi_fmt(problem, sizeof(problem), "the control character U+%04X",
+				(unsigned)(unsigned char)topic[bad + 1]);
+		else
+			cmi_fmt(problem, sizeof(problem), "the control character 0x%02x", c);
+		return topic_bad_byte_error(topic, bad, problem);
+	}
 	if (len > CMI_TOPIC_MAX)
 		return cmi_error(CMICRO_EINVAL, "topic \"%.64s...\" is %zu bytes long; the maximum "
 						"is %d bytes, so use a shorter name",

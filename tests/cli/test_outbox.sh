@@ -119,7 +119,7 @@ st2=$?
 st3=$?
 "$CMICRO_BIN" pub "two words" m --outbox "$WORK/ob5.db" >"$WORK/bad4.out" 2>"$WORK/bad4.err"
 st4=$?
-"$CMICRO_BIN" pub t m --header $'K=a\nb' >"$WORK/bad5.out" 2>"$WORK/bad5.err"
+"$CMICRO_BIN" pub t m --header $'K=a\nb' --outbox "$WORK/ob5h.db" >"$WORK/bad5.out" 2>"$WORK/bad5.err"
 st5=$?
 set -e
 [ "$st1" -eq 2 ] || fail "a directory as outbox exited $st1, expected 2"
@@ -133,6 +133,7 @@ grep -q "may not contain spaces" "$WORK/bad4.err" || fail "the topic error does 
 [ ! -e "$WORK/ob5.db" ] || fail "a publish with a bad topic created the outbox"
 [ "$st5" -eq 2 ] || fail "a header with a line break exited $st5, expected 2"
 grep -q "line feed" "$WORK/bad5.err" || fail "the header error does not name the line feed"
+[ ! -e "$WORK/ob5h.db" ] || fail "a publish with a bad header created the outbox"
 
 mkfifo "$WORK/hold.in"
 "$CMICRO_BIN" pub held - --outbox "$WORK/ob6.db" <"$WORK/hold.in" >/dev/null 2>"$WORK/hold.err" &

@@ -548,12 +548,14 @@ static void test_topic_rule_cases(void **state)
 		const char *why;
 	} bad[] = {
 	    {"", "empty"},
-	    {"two words", "a space"},
-	    {"tab\there", "a control character"},
-	    {"new\nline", "a control character"},
-	    {"del\x7f", "a control character"},
-	    {"c1\xc2\x85next", "a control character"},
-	    {"bad\xff", "not valid UTF-8"},
+	    {"two words", "topic \"two\" is followed by a space at byte 3"},
+	    {" lead", "topic begins with a space"},
+	    {"tab\there", "followed by the control character 0x09 at byte 3"},
+	    {"new\nline", "the control character 0x0a"},
+	    {"del\x7f", "the control character 0x7f"},
+	    {"c1\xc2\x85next", "followed by the control character U+0085 at byte 2"},
+	    {"bad\xff", "followed by the byte 0xff (not valid UTF-8) at byte 3"},
+	    {"\xc3(", "topic begins with the byte 0xc3 (not valid UTF-8)"},
 	};
 
 	(void)state;

@@ -93,6 +93,23 @@ static bool pub_fixed_id(const struct pub_args *a)
 	return false;
 }
 
+static int pub_build(const struct pub_args *a, const char *body, size_t len,
+		     struct cmicro_message **out)
+{
+	int rc = cmicro_message_new(out);
+
+	if (rc == 0)
+		rc = cmicro_message_set_body(*out, body, len);
+	for (int i = 0; rc == 0 && i < a->n_headers; i++) {
+		char key[256];
+		const char *eq = strchr(a->headers[i], '=');
+
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - a->headers[i]), a->headers[i]);
+		rc = cmicro_message_set_header(*out, key, eq + 1);
+	}
+	return rc;
+}
+
 /* --drain reads an existing outbox: creating one would only hide a wrong
  * path. */
 static int pub_check_drain(const struct pub_args *a)
@@ -119,6 +136,8 @@ static int pub_check_drain(const struct pub_args *a)
 static int pub_check(struct pub_args *a)
 {
 	const char *env = getenv("MICRO_BROKER_OUTBOX");
+	struct cmicro_message *probe = NULL;
+	int rc;
 
 	if (a->outbox == NULL && env != NULL && env[0] != '\0')
 		a->outbox = env;
@@ -129,7 +148,15 @@ static int pub_check(struct pub_args *a)
 		return -1;
 	}
 	if (cmicro_topic_check(a->topic) != 0) {
-		cli_error_rc("topic", CMICRO_EINVAL);
+		cli_error("%s", cmicro_last_errmsg());
+		return -1;
+	}
+	/* Headers are checked before the broker starts its listener and opens
+	 * the outbox, because one that breaks a rule would fail every message. */
+	rc = pub_build(a, "", 0, &probe);
+	cmicro_message_free(probe);
+	if (rc != 0) {
+		cli_error("%s", cmicro_last_errmsg());
 		return -1;
 	}
 	if (strcmp(a->message, "-") == 0 && pub_fixed_id(a)) {
@@ -172,23 +199,6 @@ static int pub_parse(int argc, char **argv, struct pub_args *a)
 		}
 	}
 	return pub_check(a);
-}
-
-static int pub_build(const struct pub_args *a, const char *body, size_t len,
-		     struct cmicro_message **out)
-{
-	int rc = cmicro_message_new(out);
-
-	if (rc == 0)
-		rc = cmicro_message_set_body(*out, body, len);
-	for (int i = 0; rc == 0 && i < a->n_headers; i++) {
-		char key[256];
-		const char *eq = strchr(a->headers[i], '=');
-
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - a->headers[i]), a->headers[i]);
-		rc = cmicro_message_set_header(*out, key, eq + 1);
-	}
-	return rc;
 }
 
 static void pub_report(const struct cmicro_publish_result *r)

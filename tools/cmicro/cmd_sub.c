@@ -106,7 +106,7 @@ static int sub_parse(int argc, char **argv, struct sub_args *a)
 		return -1;
 	}
 	if (cmicro_topic_check(a->topic) != 0) {
-		cli_error_rc("topic", CMICRO_EINVAL);
+		cli_error("%s", cmicro_last_errmsg());
 		return -1;
 	}
 	return 0;
