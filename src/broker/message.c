@@ -265,38 +265,56 @@ static long topic_bad_utf8(const char *topic)
 	return -1;
 }
 
+/* Returns how many bytes of the valid UTF-8 text s, at most max, can be
+ * quoted without cutting a character in two. */
+static int topic_quote_len(const char *s, long len, long max)
+{
+	long n = len < max ? len : max;
+
+	while (n > 0 && n < len && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return (int)n;
+}
+
 /* Fails for the byte at offset bad, naming it and quoting the topic before
- * it. Only that part is quoted, so the message itself stays one clean line
- * whatever follows. */
+ * it, which breaks no rule. Only that part is quoted, so the message itself
+ * stays one clean line of UTF-8 whatever follows. */
 static int topic_bad_byte_error(const char *topic, long bad, const char *problem)
 {
 	const char *rule = "topics must be UTF-8 and may not contain spaces or control "
 			   "characters, so use for example \"-\" or \".\" instead";
+	int quoted = topic_quote_len(topic, bad, 64);
 
 	if (bad == 0)
 		return cmi_error(CMICRO_EINVAL, "topic begins with %s; %s", problem, rule);
-	return cmi_error(CMICRO_EINVAL, "topic \"%.*s\" is followed by %s at byte %ld; %s",
-			 (int)(bad < 64 ? bad : 64), topic, problem, bad, rule);
+	if (quoted < bad)
+		return cmi_error(CMICRO_EINVAL, "topic \"%.*s...\" has %s at byte %ld; %s", quoted,
+				 topic, problem, bad, rule);
+	return cmi_error(CMICRO_EINVAL, "topic \"%.*s\" is followed by %s at byte %ld; %s", quoted,
+			 topic, problem, bad, rule);
 }
 
 int cmi_topic_check(const char *topic)
 {
 	size_t len = topic ? strlen(topic) : 0;
-	unsigned char c;
+	long bad_utf8, bad;
 	char problem[48];
-	long bad;
+	unsigned char c;
 
 	if (len == 0)
 		return cmi_error(CMICRO_EINVAL, "topic is %s; use a non-empty name such as "
 						"\"orders\"",
 				 topic ? "empty" : "NULL");
-	bad = topic_bad_utf8(topic);
-	if (bad >= 0) {
-		cmi_fmt(problem, sizeof(problem), "the byte 0x%02x (not valid UTF-8)",
-			(unsigned char)topic[bad]);
-		return topic_bad_byte_error(topic, bad, problem);
-	}
+	/* The first byte that breaks either rule is reported, so the part
+	 * quoted before it contains neither invalid UTF-8 nor control
+	 * characters. */
+	bad_utf8 = topic_bad_utf8(topic);
 	bad = topic_bad_byte(topic);
+	if (bad_utf8 >= 0 && (bad < 0 || bad_utf8 < bad)) {
+		cmi_fmt(problem, sizeof(problem), "the byte 0x%02x (not valid UTF-8)",
+			(unsigned char)topic[bad_utf8]);
+		return topic_bad_byte_error(topic, bad_utf8, problem);
+	}
 	if (bad >= 0) {
 		c = (unsigned char)topic[bad];
 		if (c == ' ')
@@ -309,8 +327,8 @@ int cmi_topic_check(const char *topic)
 		return topic_bad_byte_error(topic, bad, problem);
 	}
 	if (len > CMI_TOPIC_MAX)
-		return cmi_error(CMICRO_EINVAL, "topic \"%.64s...\" is %zu bytes long; the maximum "
+		return cmi_error(CMICRO_EINVAL, "topic \"%.*s...\" is %zu bytes long; the maximum "
 						"is %d bytes, so use a shorter name",
-				 topic, len, CMI_TOPIC_MAX);
+				 topic_quote_len(topic, (long)len, 64), topic, len, CMI_TOPIC_MAX);
 	return 0;
 }

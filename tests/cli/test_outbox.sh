@@ -121,6 +121,14 @@ st3=$?
 st4=$?
 "$CMICRO_BIN" pub t m --header $'K=a\nb' --outbox "$WORK/ob5h.db" >"$WORK/bad5.out" 2>"$WORK/bad5.err"
 st5=$?
+"$CMICRO_BIN" pub t m --header Micro-Id= --outbox "$WORK/ob5i.db" >"$WORK/bad6.out" 2>"$WORK/bad6.err"
+st6=$?
+# A header key of 402 bytes ("kk", then 200 two-byte characters) is valid
+# and must reach the broker whole, neither cut nor cut inside a character.
+longkey="kk$(printf '\xc3\xa9%.0s' $(seq 1 200))"
+"$CMICRO_BIN" pub t m --header "$longkey=v" --outbox "$WORK/ob5k.db" --timeout 1 \
+	>"$WORK/long.out" 2>"$WORK/long.err"
+st7=$?
 set -e
 [ "$st1" -eq 2 ] || fail "a directory as outbox exited $st1, expected 2"
 grep -q "is a directory" "$WORK/bad1.err" || fail "the directory error does not say so"
@@ -134,6 +142,16 @@ grep -q "may not contain spaces" "$WORK/bad4.err" || fail "the topic error does 
 [ "$st5" -eq 2 ] || fail "a header with a line break exited $st5, expected 2"
 grep -q "line feed" "$WORK/bad5.err" || fail "the header error does not name the line feed"
 [ ! -e "$WORK/ob5h.db" ] || fail "a publish with a bad header created the outbox"
+[ "$st6" -eq 2 ] || fail "an empty --header Micro-Id= exited $st6, expected 2"
+grep -q "Micro-Id= is empty" "$WORK/bad6.err" || fail "the empty id error does not say so"
+[ ! -e "$WORK/ob5i.db" ] || fail "a publish with an empty Micro-Id created the outbox"
+[ "$st7" -ne 2 ] || fail "a long valid header key was rejected: $(cat "$WORK/long.err")"
+if grep -q "not valid UTF-8" "$WORK/long.err"; then
+	fail "a long valid header key was cut inside a character"
+fi
+[ "$(rows "$WORK/ob5k.db")" -eq 1 ] || fail "the message with a long header key is not in the outbox"
+sqlite3 "$WORK/ob5k.db" 'SELECT CAST(envelope AS TEXT) FROM messages' | grep -qF "\"$longkey\":\"v\"" ||
+	fail "the outbox envelope does not carry the whole long header key"
 
 mkfifo "$WORK/hold.in"
 "$CMICRO_BIN" pub held - --outbox "$WORK/ob6.db" <"$WORK/hold.in" >/dev/null 2>"$WORK/hold.err" &

@@ -556,6 +556,10 @@ static void test_topic_rule_cases(void **state)
 	    {"c1\xc2\x85next", "followed by the control character U+0085 at byte 2"},
 	    {"bad\xff", "followed by the byte 0xff (not valid UTF-8) at byte 3"},
 	    {"\xc3(", "topic begins with the byte 0xc3 (not valid UTF-8)"},
+	    /* The first byte that breaks either rule is named, so the quote
+	     * before it carries no line break. */
+	    {"a\nb\xff", "topic \"a\" is followed by the control character 0x0a at byte 1"},
+	    {"a\xff" "b\n", "topic \"a\" is followed by the byte 0xff (not valid UTF-8) at byte 1"},
 	};
 
 	(void)state;
@@ -572,6 +576,36 @@ static void test_topic_rule_cases(void **state)
 	TK_FAIL(cmi_topic_check(longest), CMICRO_EINVAL);
 	TK_CONTAINS(cmicro_last_errmsg(), "the maximum is 255 bytes");
 	TK_OK(cmi_topic_check("orders.eu/paid-v2:\xc3\xa9t\xc3\xa9"));
+}
+
+/* Quotes of long topics stop at 64 bytes, never inside a character, so the
+ * message stays valid UTF-8. */
+static void test_topic_error_quote_is_utf8(void **state)
+{
+	char topic[2 * 200 + 2];
+	const char *msg;
+
+	(void)state;
+	/* "x", then "é" (2 bytes) 70 times and a control character at byte 141:
+	 * 64 bytes would end inside a character. */
+	topic[0] = 'x';
+	for (int i = 0; i < 70; i++)
+		memcpy(topic + 1 + 2 * i, "\xc3\xa9", 2);
+	topic[141] = '\x01';
+	topic[142] = '\0';
+	TK_FAIL(cmi_topic_check(topic), CMICRO_EINVAL);
+	msg = cmicro_last_errmsg();
+	TK_CONTAINS(msg, "...\" has the control character 0x01 at byte 141");
+	assert_true(cmi_topic_valid(msg));
+
+	/* Too long: 200 times "é" after "x". */
+	for (int i = 0; i < 200; i++)
+		memcpy(topic + 1 + 2 * i, "\xc3\xa9", 2);
+	topic[401] = '\0';
+	TK_FAIL(cmi_topic_check(topic), CMICRO_EINVAL);
+	msg = cmicro_last_errmsg();
+	TK_CONTAINS(msg, "is 401 bytes long");
+	assert_true(cmi_topic_valid(msg));
 }
 
 static void test_topic_rule_applies_to_publish_and_subscribe(void **state)
@@ -617,6 +651,7 @@ int main(void)
 	    cmocka_unit_test(test_message_header_line_break_rejected),
 	    cmocka_unit_test(test_message_decode_line_break_rejected),
 	    cmocka_unit_test(test_topic_rule_cases),
+	    cmocka_unit_test(test_topic_error_quote_is_utf8),
 	    cmocka_unit_test(test_topic_rule_applies_to_publish_and_subscribe),
 	};
 

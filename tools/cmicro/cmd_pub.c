@@ -101,11 +101,11 @@ static int pub_build(const struct pub_args *a, const char *body, size_t len,
 	if (rc == 0)
 		rc = cmicro_message_set_body(*out, body, len);
 	for (int i = 0; rc == 0 && i < a->n_headers; i++) {
-		char key[256];
 		const char *eq = strchr(a->headers[i], '=');
+		char *key = strndup(a->headers[i], (size_t)(eq - a->headers[i]));
 
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - a->headers[i]), a->headers[i]);
-		rc = cmicro_message_set_header(*out, key, eq + 1);
+		rc = key != NULL ? cmicro_message_set_header(*out, key, eq + 1) : CMICRO_ENOMEM;
+		free(key);
 	}
 	return rc;
 }
@@ -137,6 +137,8 @@ static int pub_check(struct pub_args *a)
 {
 	const char *env = getenv("MICRO_BROKER_OUTBOX");
 	struct cmicro_message *probe = NULL;
+	const char *id;
+	bool empty_id;
 	int rc;
 
 	if (a->outbox == NULL && env != NULL && env[0] != '\0')
@@ -154,9 +156,18 @@ static int pub_check(struct pub_args *a)
 	/* Headers are checked before the broker starts its listener and opens
 	 * the outbox, because one that breaks a rule would fail every message. */
 	rc = pub_build(a, "", 0, &probe);
-	cmicro_message_free(probe);
 	if (rc != 0) {
+		cmicro_message_free(probe);
 		cli_error("%s", cmicro_last_errmsg());
+		return -1;
+	}
+	/* The rule that cmicro_broker_publish applies to the id. */
+	id = cmicro_message_get_header(probe, "Micro-Id");
+	empty_id = id != NULL && id[0] == '\0';
+	cmicro_message_free(probe);
+	if (empty_id) {
+		cli_error("--header Micro-Id= is empty; leave it out to give each message a random "
+			  "id, or set a unique one");
 		return -1;
 	}
 	if (strcmp(a->message, "-") == 0 && pub_fixed_id(a)) {
