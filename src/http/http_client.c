@@ -20,7 +20,7 @@
 
 #include "http/http_client_int.h"
 
-static void cli_dispatch(struct cmi_http_client *client, const char *key);
+static bool cli_dispatch(struct cmi_http_client *client, const char *key);
 
 static void cli_reap(evutil_socket_t fd, short what, void *arg)
 {
@@ -38,8 +38,10 @@ static void cli_reap(evutil_socket_t fd, short what, void *arg)
 			*link = conn->next;
 			memcpy(key, conn->key, sizeof(key));
 			cli_conn_free(conn);
-			/* Its slot under the cap is free for a waiting call. */
-			cli_dispatch(client, key);
+			/* Its slot under the cap is free for waiting calls: the
+			 * first opens a connection that those behind it can join. */
+			while (cli_dispatch(client, key))
+				continue;
 		} else {
 			link = &conn->next;
 		}
@@ -155,10 +157,12 @@ static void cli_call_event(evutil_socket_t fd, short what, void *arg)
 				call->address);
 		cli_conn_drop(call->conn, call, &behind);
 	}
-	/* The slot this call held goes to the oldest call waiting for the node
-	 * before the callback can start new requests that would take it. */
+	/* The slot this call held, and any other that responses read together
+	 * with its own freed, go to the oldest calls waiting for the node before
+	 * the callback can start new requests that would take them. */
 	memcpy(key, call->key, sizeof(key));
-	cli_dispatch(client, key);
+	while (cli_dispatch(client, key))
+		continue;
 	call->done(call->arg, &call->result);
 	cli_call_release(call);
 }
@@ -282,8 +286,9 @@ static void cli_start(struct cli_call *call, struct cli_conn *conn)
 	}
 }
 
-/* Starts the oldest call waiting for key, when a connection is free. */
-static void cli_dispatch(struct cmi_http_client *client, const char *key)
+/* Starts the oldest call waiting for key, when a connection is free.
+ * Returns true when it took a call off the queue, started or failed. */
+static bool cli_dispatch(struct cmi_http_client *client, const char *key)
 {
 	struct cli_call *call = client->pend_head;
 	struct cli_conn *conn = NULL;
@@ -293,18 +298,19 @@ static void cli_dispatch(struct cmi_http_client *client, const char *key)
 	while (call != NULL && strcmp(call->key, key) != 0)
 		call = call->pnext;
 	if (call == NULL)
-		return;
+		return false;
 	rc = cli_conn_for(client, call, &conn);
 	if (rc == 0 && conn == NULL)
-		return;
+		return false;
 	cli_unqueue(call);
 	if (rc != 0) {
 		/* The cause, not a timeout blaming the cap later. */
 		cli_fail(call, rc, "%s", cmicro_last_errmsg());
 		cli_call_finish(call);
-		return;
+		return true;
 	}
 	cli_start(call, conn);
+	return true;
 }
 
 static void cli_enqueue(struct cli_call *call)

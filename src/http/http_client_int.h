@@ -43,8 +43,8 @@
  * batch, the publisher and the subscriber take turns: each waits while the
  * other works on the batch. Spread over 4 connections of 2, one works on a
  * batch while the other works on the next. At 8 in flight with inline
- * handlers the rate went from about 75,000 to 170,000 messages per second
- * at about the same CPU per message (bench/cpustat.sh, 64 B, 2 cores).
+ * handlers the rate went from about 82,000 to 166,000 messages per second
+ * with 16% more CPU per message (bench/cpustat.sh, 64 B, 2 cores).
  * NOTE: with handler threads the rate stayed and the CPU per message rose
  * by about 40% there, because smaller batches take more reads and writes. */
 #define CLI_SPREAD_CONNS 4
