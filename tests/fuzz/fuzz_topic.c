@@ -1,7 +1,7 @@
 /* Targets: cmicro_topic_check, which publish, subscribe and the CLI apply to
- * every topic. It must accept exactly the topics of the rule (1 to 255
+ * every topic. It must accept exactly the topics of the rule: 1 to 255
  * bytes of UTF-8 that jansson accepts, without bytes up to 0x20, 0x7f or C1
- * controls), and a rejection's message must be one line of UTF-8 without
+ * controls. A rejection's message must be one line of UTF-8 without
  * control characters, whatever the topic held. */
 #include <stdbool.h>
 #include <stdint.h>
