@@ -134,14 +134,31 @@ static size_t count_nodes(struct cmicro_registry *reg, const char *name)
 	return nodes;
 }
 
-/* Polls count_nodes until it equals want, for at most limit_ms. */
+/* Polls the node count of name until it equals want, for at most
+ * limit_ms. A failed lookup counts as not yet: right after etcd restarts,
+ * its first connections can still fail. The last failure is printed when
+ * the time runs out. */
 static bool wait_nodes(struct cmicro_registry *reg, const char *name, size_t want, int limit_ms)
 {
+	char last_error[512] = "";
+
 	for (int waited = 0; waited <= limit_ms; waited += 100) {
-		if (count_nodes(reg, name) == want)
-			return true;
+		struct cmicro_service **list = NULL;
+		size_t n = 0, nodes = 0;
+
+		if (cmicro_registry_get_service(reg, name, &list, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				nodes += list[i]->n_nodes;
+			cmicro_service_list_free(list, n);
+			if (nodes == want)
+				return true;
+		} else {
+			snprintf(last_error, sizeof(last_error), "%s", cmicro_last_errmsg());
+		}
 		usleep(100 * 1000);
 	}
+	if (last_error[0] != '\0')
+		print_message("last lookup of %s failed: %s\n", name, last_error);
 	return false;
 }
 
