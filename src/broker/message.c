@@ -59,19 +59,13 @@ static long msg_find(const struct cmicro_message *msg, const char *key)
 /* Checks that s can travel as a JSON string; jansson validates UTF-8. */
 static int msg_check_utf8(const char *what, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	const unsigned char *end = p + strlen(s);
+	long bad = cmi_utf8_invalid_at(s);
 
-	while (p < end) {
-		size_t n = *p < 0x80 ? 1 : cmi_utf8_seq_len(p, end);
-
-		if (n == 0)
-			return cmi_error(CMICRO_EINVAL, "message header %s is not valid UTF-8 at byte "
-							"%zu; headers travel as JSON strings, so "
-							"encode binary values (base64)",
-					 what, (size_t)(p - (const unsigned char *)s));
-		p += n;
-	}
+	if (bad >= 0)
+		return cmi_error(CMICRO_EINVAL, "message header %s is not valid UTF-8 at byte %ld; "
+						"headers travel as JSON strings, so encode binary "
+						"values (base64)",
+				 what, bad);
 	return 0;
 }
 
@@ -249,21 +243,6 @@ CMICRO_API int cmicro_topic_check(const char *topic)
 	return cmi_topic_check(topic);
 }
 
-/* Returns the offset of the first byte that is not valid UTF-8, or -1. */
-static long topic_bad_utf8(const char *topic)
-{
-	const unsigned char *start = (const unsigned char *)topic;
-	const unsigned char *p = start, *end = start + strlen(topic);
-
-	while (p < end) {
-		size_t n = *p < 0x80 ? 1 : cmi_utf8_seq_len(p, end);
-
-		if (n == 0)
-			return (long)(p - start);
-		p += n;
-	}
-	return -1;
-}
 
 /* Returns how many bytes of the valid UTF-8 text s, at most max, can be
  * quoted without cutting a character in two. */
@@ -276,9 +255,9 @@ static int topic_quote_len(const char *s, long len, long max)
 	return (int)n;
 }
 
-/* Fails for the byte at offset bad, naming it and quoting the topic before
- * it, which breaks no rule. Only that part is quoted, so the message itself
- * stays one clean line of UTF-8 whatever follows. */
+/* Fails for the byte at offset bad, naming it with problem and quoting the
+ * topic before it. That part breaks no rule, so the message stays one clean
+ * line of UTF-8 whatever follows. */
 static int topic_bad_byte_error(const char *topic, long bad, const char *problem)
 {
 	const char *rule = "topics must be UTF-8 and may not contain spaces or control "
@@ -308,7 +287,7 @@ int cmi_topic_check(const char *topic)
 	/* The first byte that breaks either rule is reported, so the part
 	 * quoted before it contains neither invalid UTF-8 nor control
 	 * characters. */
-	bad_utf8 = topic_bad_utf8(topic);
+	bad_utf8 = cmi_utf8_invalid_at(topic);
 	bad = topic_bad_byte(topic);
 	if (bad_utf8 >= 0 && (bad < 0 || bad_utf8 < bad)) {
 		cmi_fmt(problem, sizeof(problem), "the byte 0x%02x (not valid UTF-8)",

@@ -89,6 +89,21 @@ size_t cmi_utf8_seq_len(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
+long cmi_utf8_invalid_at(const char *s)
+{
+	const unsigned char *start = (const unsigned char *)s;
+	const unsigned char *p = start, *end = start + strlen(s);
+
+	while (p < end) {
+		size_t n = *p < 0x80 ? 1 : cmi_utf8_seq_len(p, end);
+
+		if (n == 0)
+			return (long)(p - start);
+		p += n;
+	}
+	return -1;
+}
+
 /* Decodes the escape after a backslash into out; returns the bytes
  * written, or 0 for an escape the fast path leaves to jansson. */
 static size_t fast_unescape(struct fast_cursor *c, char *out)

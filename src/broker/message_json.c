@@ -185,19 +185,7 @@ static void env_write(char *out, const struct cmicro_message *msg, const char *t
  * and cost two allocations per publish. */
 bool cmi_topic_valid(const char *topic)
 {
-	const unsigned char *p = (const unsigned char *)topic, *end;
-
-	if (topic == NULL || topic[0] == '\0')
-		return false;
-	end = p + strlen(topic);
-	while (p < end) {
-		size_t n = *p < 0x80 ? 1 : cmi_utf8_seq_len(p, end);
-
-		if (n == 0)
-			return false;
-		p += n;
-	}
-	return true;
+	return topic != NULL && topic[0] != '\0' && cmi_utf8_invalid_at(topic) < 0;
 }
 
 /* Largest body encoded: 1 GiB, whose envelope size cannot overflow. */

@@ -29,6 +29,10 @@ int cmi_message_decode_jansson(const char *json, size_t len, struct cmicro_messa
  * surrogates, at most U+10FFFF), the same rule as jansson's UTF-8 check. */
 size_t cmi_utf8_seq_len(const unsigned char *p, const unsigned char *end);
 
+/* Returns the offset of the first byte of the NUL-terminated s that starts
+ * no valid UTF-8 sequence under the rule above, or -1 when s is valid. */
+long cmi_utf8_invalid_at(const char *s);
+
 /* Writes the standard base64 of len bytes of in, with = padding and no
  * NUL, to out, which has room for 4 * ((len + 2) / 3) characters. Returns
  * that count (message_b64.c). */
@@ -61,13 +65,13 @@ int cmi_b64_decode_with(enum cmi_b64_impl impl, const char *text, size_t n, unsi
 bool cmi_b64_avx2_usable(void);
 
 /* Encodes whole 24-byte blocks from the start of in while 28 bytes remain
- * to read; returns the bytes encoded, which leave 4 / 3 as many characters
- * at out. */
+ * to read, because each block loads 16 bytes twice. Returns the bytes
+ * encoded; out then contains 4 / 3 as many characters. */
 size_t cmi_b64_encode_blocks_avx2(char *out, const unsigned char *in, size_t len);
 
-/* Decodes whole 32-character blocks of the n characters at text, which
- * holds no padding, into 24 bytes each; returns the characters decoded and
- * sets *bad when one of them is outside the alphabet. */
+/* Decodes whole 32-character blocks of the n characters at text into 24
+ * bytes each. text contains no padding. Returns the characters decoded,
+ * and sets *bad when one of them is outside the alphabet. */
 size_t cmi_b64_decode_blocks_avx2(unsigned char *out, const char *text, size_t n, bool *bad);
 #else
 #define CMI_B64_HAVE_AVX2 0
