@@ -617,6 +617,34 @@ static void fixture_free(struct fixture *f)
 	free(f);
 }
 
+/* Options of a mock that runs script and sends reply to each request. */
+static struct mock_opts serve_opts(mock_script_fn script, const char *reply, size_t reply_len)
+{
+	struct mock_opts o = {0};
+
+	o.script = script;
+	o.reply = reply;
+	o.reply_len = reply_len;
+	return o;
+}
+
+/* A POST of "{}" to the mock at address, or a GET. */
+static struct cmi_http_post mock_post(const char *address, bool get, int timeout_ms)
+{
+	struct cmi_http_post p = {0};
+
+	p.address = address;
+	p.path = "/?id=mock";
+	p.peer_label = "mock";
+	p.get = get;
+	if (!get) {
+		p.body = "{}";
+		p.body_len = 2;
+	}
+	p.timeout_ms = timeout_ms;
+	return p;
+}
+
 /* Starts a POST of body, or a GET, to address, over HTTPS when the client
  * has TLS. */
 static void request_start(struct fixture *f, const char *address, bool get, const char *body,
@@ -713,6 +741,13 @@ struct env {
 	SSL_CTX *server_tls;
 	char *buf; /* a reply or a request body built by the test */
 };
+
+/* Starts the mock of o and a client over plain HTTP. */
+static void start_plain(struct env *e, const struct mock_opts *o)
+{
+	e->m = mock_start(o);
+	e->f = fixture_new(NULL);
+}
 
 static int env_setup(void **state)
 {
@@ -1517,14 +1552,8 @@ static void on_waiting_done(void *arg, const struct cmi_http_result *res)
 
 static void post_sustained(struct sustained *s)
 {
-	struct cmi_http_post p = {0};
+	struct cmi_http_post p = mock_post(s->address, false, TIMEOUT_MS * 4);
 
-	p.address = s->address;
-	p.path = "/?id=mock";
-	p.peer_label = "mock";
-	p.body = "{}";
-	p.body_len = 2;
-	p.timeout_ms = TIMEOUT_MS * 4;
 	s->posted++;
 	TK_OK(cmi_http_client_post(s->f->cli, &p, on_sustained_done, s));
 }
@@ -1537,17 +1566,13 @@ static void post_sustained(struct sustained *s)
 static void test_http_client_waiting_call_not_overtaken(void **state)
 {
 	struct env *e = *state;
-	struct mock_opts o = {0};
+	struct mock_opts o = serve_opts(script_serve, ok_reply, sizeof(ok_reply) - 1);
 	struct sustained s = {0};
-	struct cmi_http_post p = {0};
+	struct cmi_http_post p;
 	int arrived;
 
-	o.script = script_serve;
-	o.reply = ok_reply;
-	o.reply_len = sizeof(ok_reply) - 1;
 	o.hold_ms = 1;
-	e->m = mock_start(&o);
-	e->f = fixture_new(NULL);
+	start_plain(e, &o);
 	cmi_http_client_set_conns(e->f->cli, 1, 1);
 	s.f = e->f;
 	s.address = e->m->address;
@@ -1556,11 +1581,7 @@ static void test_http_client_waiting_call_not_overtaken(void **state)
 
 	for (int i = 0; i < CLI_PIPELINE_DEPTH; i++)
 		post_sustained(&s);
-	p.address = e->m->address;
-	p.path = "/?id=mock";
-	p.peer_label = "mock";
-	p.get = true;
-	p.timeout_ms = TIMEOUT_MS * 4;
+	p = mock_post(e->m->address, true, TIMEOUT_MS * 4);
 	TK_OK(cmi_http_client_post(e->f->cli, &p, on_waiting_done, &s));
 	run_until(e->f, s.post_max + 1);
 
@@ -1643,13 +1664,9 @@ static void test_http_client_pipelined_tls_one_write(void **state)
 static void test_http_client_burst_spread_over_conns(void **state)
 {
 	struct env *e = *state;
-	struct mock_opts o = {0};
+	struct mock_opts o = serve_opts(script_serve, ok_reply, sizeof(ok_reply) - 1);
 
-	o.script = script_serve;
-	o.reply = ok_reply;
-	o.reply_len = sizeof(ok_reply) - 1;
-	e->m = mock_start(&o);
-	e->f = fixture_new(NULL);
+	start_plain(e, &o);
 
 	burst(e, 2 * CLI_SPREAD_CONNS, TIMEOUT_MS);
 	if (e->f->ok != 2 * CLI_SPREAD_CONNS)
@@ -1669,14 +1686,10 @@ static void test_http_client_burst_spread_over_conns(void **state)
 static void test_http_client_burst_beyond_spread_deepens(void **state)
 {
 	struct env *e = *state;
-	struct mock_opts o = {0};
+	struct mock_opts o = serve_opts(script_serve, ok_reply, sizeof(ok_reply) - 1);
 	int n = 8 * CLI_PIPELINE_DEPTH;
 
-	o.script = script_serve;
-	o.reply = ok_reply;
-	o.reply_len = sizeof(ok_reply) - 1;
-	e->m = mock_start(&o);
-	e->f = fixture_new(NULL);
+	start_plain(e, &o);
 
 	burst(e, n, TIMEOUT_MS);
 	if (e->f->ok != n)
@@ -1816,15 +1829,9 @@ static void on_one_done(void *arg, const struct cmi_http_result *res)
 static void request_start_one(struct fixture *f, const char *address, int timeout_ms,
 			      struct one_result *o)
 {
-	struct cmi_http_post p = {0};
+	struct cmi_http_post p = mock_post(address, false, timeout_ms);
 
 	o->f = f;
-	p.address = address;
-	p.path = "/?id=mock";
-	p.peer_label = "mock";
-	p.body = "{}";
-	p.body_len = 2;
-	p.timeout_ms = timeout_ms;
 	TK_OK(cmi_http_client_post(f->cli, &p, on_one_done, o));
 }
 
@@ -1834,15 +1841,11 @@ static void request_start_one(struct fixture *f, const char *address, int timeou
 static void test_http_client_pipelined_timeout_spares_ahead(void **state)
 {
 	struct env *e = *state;
-	struct mock_opts o = {0};
+	struct mock_opts o = serve_opts(script_serve, ok_reply, sizeof(ok_reply) - 1);
 	struct one_result ahead = {0}, behind = {0};
 
-	o.script = script_serve;
-	o.reply = ok_reply;
-	o.reply_len = sizeof(ok_reply) - 1;
 	o.hold_ms = 700;
-	e->m = mock_start(&o);
-	e->f = fixture_new(NULL);
+	start_plain(e, &o);
 
 	/* Started in one pass of the loop: both go on one connection. */
 	request_start_one(e->f, e->m->address, TIMEOUT_MS, &ahead);
@@ -1865,13 +1868,9 @@ static void test_http_client_pipelined_http10_keepalive_not_repeated(void **stat
 	static const char reply[] = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
 				    "Content-Length: 2\r\n\r\nok";
 	struct env *e = *state;
-	struct mock_opts o = {0};
+	struct mock_opts o = serve_opts(script_serve, reply, sizeof(reply) - 1);
 
-	o.script = script_serve;
-	o.reply = reply;
-	o.reply_len = sizeof(reply) - 1;
-	e->m = mock_start(&o);
-	e->f = fixture_new(NULL);
+	start_plain(e, &o);
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	assert_int_equal(e->f->ok, CLI_PIPELINE_DEPTH);

@@ -121,16 +121,29 @@ static struct cmicro_service *make_service(const char *name, const char *const *
 	return svc;
 }
 
+/* Stores the number of nodes of name across its versions in *nodes;
+ * returns the lookup's result. */
+static int lookup_nodes(struct cmicro_registry *reg, const char *name, size_t *nodes)
+{
+	struct cmicro_service **list = NULL;
+	size_t n = 0;
+	int rc = cmicro_registry_get_service(reg, name, &list, &n);
+
+	*nodes = 0;
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		*nodes += list[i]->n_nodes;
+	cmicro_service_list_free(list, n);
+	return 0;
+}
+
 /* Returns the number of nodes of name across its versions. */
 static size_t count_nodes(struct cmicro_registry *reg, const char *name)
 {
-	struct cmicro_service **list = NULL;
-	size_t n = 0, nodes = 0;
+	size_t nodes = 0;
 
-	TK_OK(cmicro_registry_get_service(reg, name, &list, &n));
-	for (size_t i = 0; i < n; i++)
-		nodes += list[i]->n_nodes;
-	cmicro_service_list_free(list, n);
+	TK_OK(lookup_nodes(reg, name, &nodes));
 	return nodes;
 }
 
@@ -143,18 +156,13 @@ static bool wait_nodes(struct cmicro_registry *reg, const char *name, size_t wan
 	char last_error[512] = "";
 
 	for (int waited = 0; waited <= limit_ms; waited += 100) {
-		struct cmicro_service **list = NULL;
-		size_t n = 0, nodes = 0;
+		size_t nodes = 0;
+		int rc = lookup_nodes(reg, name, &nodes);
 
-		if (cmicro_registry_get_service(reg, name, &list, &n) == 0) {
-			for (size_t i = 0; i < n; i++)
-				nodes += list[i]->n_nodes;
-			cmicro_service_list_free(list, n);
-			if (nodes == want)
-				return true;
-		} else {
+		if (rc == 0 && nodes == want)
+			return true;
+		if (rc != 0)
 			snprintf(last_error, sizeof(last_error), "%s", cmicro_last_errmsg());
-		}
 		usleep(100 * 1000);
 	}
 	if (last_error[0] != '\0')
