@@ -44,8 +44,8 @@ AVX2 static __m256i enc_sextets(__m256i in)
 /*
  * Maps sextets to the alphabet by adding an offset chosen per range:
  * 0-25 'A', 26-51 'a' - 26, 52-61 '0' - 52, 62 '+' - 62, 63 '/' - 63. A
- * saturating subtract of 51 gives 0 for 0-51 and 1-12 above, and the range
- * 0-25 is moved to 13 so that a 16-entry table holds every offset.
+ * saturating subtract of 51 gives 0 for 0-51 and 1-12 above. The range
+ * 0-25 is then moved to 13, so a 16-entry table contains every offset.
  */
 AVX2 static __m256i enc_ascii(__m256i sextets)
 {
@@ -79,13 +79,17 @@ AVX2 size_t cmi_b64_encode_blocks_avx2(char *out, const unsigned char *in, size_
 }
 
 /*
- * Checks and translates 32 characters. A character is valid when the
- * classes of its high nibble (one bit each) and the classes its low nibble
- * makes invalid have no bit in common: bit 0 is every high nibble outside
- * 2-7, bit 1 is 2 (only 'B' and 'F' below it, '+' and '/'), bit 2 is 3
- * (0-9), bit 3 is 4 and 6 (not 0), bit 4 is 5 and 7 (up to 'A'). The value
- * is the character plus an offset chosen by its high nibble, with '/' moved
- * to its own entry. Returns the values and ORs the invalid bits into *bad.
+ * Checks and translates 32 characters. Each high nibble has a class bit,
+ * and each low nibble has the set of classes it is invalid with, so a
+ * character is valid when the two have no bit in common. The classes:
+ *  - bit 0: high nibbles outside 2-7, invalid with every low nibble;
+ *  - bit 1: high nibble 2, valid only with B and F ('+' and '/');
+ *  - bit 2: high nibble 3, valid with 0-9;
+ *  - bit 3: high nibbles 4 and 6, invalid with 0;
+ *  - bit 4: high nibbles 5 and 7, valid up to A.
+ * The value is the character plus an offset chosen by its high nibble,
+ * with '/' moved to an entry of its own. Returns the values and ORs the
+ * invalid bits into *bad.
  */
 AVX2 static __m256i dec_values(__m256i text, __m256i *bad)
 {
@@ -112,10 +116,10 @@ AVX2 static __m256i dec_values(__m256i text, __m256i *bad)
 }
 
 /*
- * Packs the four sextets of each 32-bit lane into 24 bits: a byte multiply
- * joins pairs into 12 bits, a word multiply joins those, and a shuffle puts
- * the three bytes of each lane in big-endian order at the bottom of each
- * 128-bit half, which a cross-lane permute then joins.
+ * Packs the four sextets of each 32-bit lane into 24 bits. A byte multiply
+ * joins pairs into 12 bits, and a word multiply joins those. A shuffle then
+ * puts the three bytes of each lane in big-endian order at the bottom of
+ * each 128-bit half, and a cross-lane permute joins the two halves.
  */
 AVX2 static __m256i dec_pack(__m256i values)
 {

@@ -1,7 +1,8 @@
-/* The base64 codec of message bodies, each implementation the CPU runs: the
- * vectors of RFC 4648, OpenSSL's EVP_EncodeBlock on every length up to 300
- * bytes and on bodies of several KiB with a round trip through the decoder,
- * and the texts the decoder must reject. */
+/* The base64 codec of message bodies, run with each implementation the CPU
+ * supports. The tests cover the vectors of RFC 4648, OpenSSL's
+ * EVP_EncodeBlock on every length up to 300 bytes and on bodies of several
+ * KiB with a round trip through the decoder, and the texts the decoder
+ * must reject. */
 #include <stdlib.h>
 #include <string.h>
 
