@@ -121,6 +121,7 @@ struct brk_target {
 	char *address;
 	char *queue; /* NULL for a broadcast node */
 	bool https;
+	bool deep; /* the node runs handler threads (cmi_http_post.deep) */
 	bool done;
 	bool ok;
 	struct cmi_http_result res;

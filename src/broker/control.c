@@ -42,6 +42,7 @@ static int ctl_add_target(struct brk_msg *m, const struct cmicro_node *node, con
 	struct brk_target *grown = realloc(m->targets, (m->n_targets + 1) * sizeof(*grown));
 	struct brk_target *t;
 	const char *secure = cmicro_kv_get(node->metadata, node->n_metadata, "secure");
+	const char *handlers = cmicro_kv_get(node->metadata, node->n_metadata, "handlers");
 
 	if (grown == NULL)
 		return CMICRO_ENOMEM;
@@ -53,6 +54,7 @@ static int ctl_add_target(struct brk_msg *m, const struct cmicro_node *node, con
 	t->address = strdup(node->address ? node->address : "");
 	t->queue = queue ? strdup(queue) : NULL;
 	t->https = secure != NULL && strcmp(secure, "true") == 0;
+	t->deep = handlers != NULL && strcmp(handlers, "threads") == 0;
 	m->n_targets++;
 	return (t->node_id && t->address && (!queue || t->queue)) ? 0 : CMICRO_ENOMEM;
 }

@@ -120,6 +120,7 @@ static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
 		}
 		dl_path(path, sizeof(path), t->node_id);
 		post.https = t->https;
+		post.deep = t->deep;
 		post.address = t->address;
 		post.path = path;
 		post.peer_label = t->node_id;
@@ -146,6 +147,8 @@ void cmi_brk_send_cb(evutil_socket_t fd, short what, void *arg)
 	list = b->send_head;
 	b->send_head = b->send_tail = NULL;
 	pthread_mutex_unlock(&b->lock);
+	if (list != NULL)
+		cmi_http_loop_activity++;
 	while (list != NULL) {
 		struct brk_msg *next = list->next;
 

@@ -83,7 +83,11 @@ static void *lc_loop_main(void *arg)
 {
 	struct cmicro_broker *b = arg;
 
-	event_base_loop(b->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	if (cmi_http_loop_run(b->base, b->opts.busy_poll_us, NULL) != 0)
+		cmi_log(CMICRO_LOG_ERR, "broker", "BROKER-LOOP",
+			"the I/O loop of broker %s failed; it no longer delivers or receives "
+			"messages, so disconnect and connect it again",
+			b->id);
 	return NULL;
 }
 

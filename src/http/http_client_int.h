@@ -44,9 +44,11 @@
  * other works on the batch. Spread over 4 connections of 2, one works on a
  * batch while the other works on the next. At 8 in flight with inline
  * handlers the rate went from about 82,000 to 166,000 messages per second
- * with 16% more CPU per message (bench/cpustat.sh, 64 B, 2 cores).
- * NOTE: with handler threads the rate stayed and the CPU per message rose
- * by about 40% there, because smaller batches take more reads and writes. */
+ * with 16% more CPU per message (bench/cpustat.sh, 64 B, 2 cores). A
+ * subscriber with handler threads moves each batch it reads to a handler
+ * thread and back, so there smaller batches cost more hand-offs: its rate
+ * fell and its CPU per message rose by about half. Its requests are not
+ * spread (cmi_http_post.deep). */
 #define CLI_SPREAD_CONNS 4
 #define CLI_SPREAD_DEPTH 2
 
@@ -111,6 +113,7 @@ struct cli_call {
 	char *node_id;
 	bool https;
 	bool get;
+	bool deep;   /* cmi_http_post.deep: no spread over connections */
 	bool resent; /* sent again after a kept-alive connection turned out closed */
 	char *body;  /* response body of a GET */
 	struct timeval timeout;

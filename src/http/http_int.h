@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -27,6 +28,34 @@ int cmi_http_threads_init(void);
  * epoll_ctl call. The HTTP layer never clones a socket with dup(), which the
  * change list mishandles. Returns NULL when out of memory. */
 struct event_base *cmi_http_base_new(void);
+
+/* The first polling window after a sleep that polling would have saved. */
+#define CMI_HTTP_LOOP_FIRST_WINDOW_NS 10000
+
+/* What cmi_http_loop_run did, for tests and benchmarks (loop thread). */
+struct cmi_http_loop_stats {
+	int64_t window_ns;        /* the current polling window */
+	unsigned long polls;      /* passes of the loop that did not sleep */
+	unsigned long poll_hits;  /* of them, passes with socket activity */
+	unsigned long sleeps;     /* passes that could sleep */
+};
+
+/* Runs base's loop until event_base_loopexit. After socket activity it
+ * polls for up to max_poll_us before it sleeps, over a window that adapts
+ * to the traffic (http_loop.c); 0 or less sleeps at once. stats may be
+ * NULL. Returns 0, or -1 when the loop failed. */
+int cmi_http_loop_run(struct event_base *base, int max_poll_us, struct cmi_http_loop_stats *stats);
+
+/* The polling window after a sleep of slept_ns that ended with socket
+ * activity: doubled (from CMI_HTTP_LOOP_FIRST_WINDOW_NS, up to max_ns)
+ * when a longer window would have saved the sleep, halved (down to 0)
+ * when the sleep was longer than max_ns. */
+int64_t cmi_http_loop_next_window(int64_t window_ns, int64_t slept_ns, int64_t max_ns);
+
+/* Counts the socket activity of the calling thread's loop, which keeps
+ * cmi_http_loop_run polling: reads, writes, and replies that handler
+ * threads hand over. */
+extern _Thread_local unsigned long cmi_http_loop_activity;
 
 /* Adds ev (without a timeout) or deletes it, only when that changes
  * *added, so a connection that keeps its interest costs no epoll_ctl. */
@@ -145,6 +174,10 @@ struct cmi_http_post {
 	size_t body_len;
 	int timeout_ms;          /* whole request: connect, handshake, response */
 	bool get;                /* GET without a body, keeping the response body */
+	/* The node hands each batch of requests it reads to other threads and
+	 * back (a cmicro subscriber with handler threads), so fewer, fuller
+	 * batches cost it less than a spread over more connections. */
+	bool deep;
 };
 
 /*

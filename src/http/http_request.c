@@ -146,6 +146,8 @@ void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
 	for (struct cmi_http_request *r = list; r != NULL; r = r->next_reply)
 		pending_remove(srv, r);
 	pthread_mutex_unlock(&srv->lock);
+	if (list != NULL)
+		cmi_http_loop_activity++;
 
 	/* The replies of one connection in this batch leave in one write. */
 	srv->gathering = true;

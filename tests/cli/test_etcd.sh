@@ -69,8 +69,11 @@ assert n["id"] == sys.argv[2] and n["address"] == sys.argv[3], n
 meta = n["metadata"]
 assert {k: meta[k] for k in ("broker", "topic", "secure")} == \
     {"broker": "http", "topic": "orders", "secure": "true"}, n
-# TLS subscribers also publish their certificate's fingerprint and expiry.
-assert set(meta) <= {"broker", "topic", "secure", "tls_fingerprint", "tls_not_after"}, n
+# TLS subscribers also publish their certificate's fingerprint and expiry,
+# and every cmicro subscriber where its handlers run.
+assert set(meta) <= {"broker", "topic", "secure", "handlers", "tls_fingerprint",
+                     "tls_not_after"}, n
+assert meta["handlers"] == "threads", n
 assert all(isinstance(v, str) for v in meta.values()), n
 PY
 ctl get /micro/registry/micro.http.broker/"$node" -w json >"$WORK/kv.json"

@@ -184,6 +184,9 @@ static void test_broker_registration_matches_go_layout(void **state)
 		assert_string_equal(cmicro_kv_get(node->metadata, node->n_metadata, "topic"),
 				    broadcast ? "orders" : "refunds");
 		assert_string_equal(cmicro_kv_get(node->metadata, node->n_metadata, "secure"), "false");
+		/* Tells cmicro publishers not to spread requests (handler threads). */
+		assert_string_equal(cmicro_kv_get(node->metadata, node->n_metadata, "handlers"),
+				    "threads");
 	}
 	cmicro_service_list_free(list, n);
 

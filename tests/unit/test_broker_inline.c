@@ -141,6 +141,22 @@ static void pair_stop(struct pair *p)
 	cmicro_registry_free(p->reg);
 }
 
+/* The subscription's node tells publishers where its handlers run, so
+ * that cmicro publishers spread requests to inline nodes only. */
+static void check_handlers_meta(struct cmicro_registry *reg, const char *want)
+{
+	struct cmicro_service **list = NULL;
+	size_t n = 0;
+
+	TK_OK(cmicro_registry_get_service(reg, CMICRO_BROKER_SERVICE, &list, &n));
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0]->n_nodes, 1);
+	assert_string_equal(cmicro_kv_get(list[0]->nodes[0].metadata, list[0]->nodes[0].n_metadata,
+					  "handlers"),
+			    want);
+	cmicro_service_list_free(list, n);
+}
+
 static void test_inline_one_thread_at_a_time(void **state)
 {
 	struct recorder *r = recorder_new();
@@ -158,6 +174,7 @@ static void test_inline_one_thread_at_a_time(void **state)
 	/* The I/O thread is neither the caller's nor a handler pool's. */
 	assert_false(pthread_equal(r->threads[0], pthread_self()));
 	assert_null(p.sb->workers);
+	check_handlers_meta(p.reg, "inline");
 	pair_stop(&p);
 	recorder_free(r);
 }
@@ -177,6 +194,7 @@ static void test_inline_off_uses_pool(void **state)
 
 	assert_int_equal(atomic_load(&r->count), 20);
 	assert_non_null(p.sb->workers);
+	check_handlers_meta(p.reg, "threads");
 	pair_stop(&p);
 	recorder_free(r);
 }

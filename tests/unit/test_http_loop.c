@@ -1,0 +1,223 @@
+/* The I/O loop that polls before it sleeps: the rule of its window, and a
+ * real loop on a socket pair that polls while traffic comes, sleeps when it
+ * stops, and ends when told to. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "http/http_int.h"
+#include "testkit.h"
+
+#define MAX_NS 200000 /* the broker's default maximum, 200 us */
+#define ROUND_TRIPS 2000
+#define WAIT_MS 5000
+
+/* ---- the window rule ---- */
+
+static void test_loop_window_grows_to_max(void **state)
+{
+	int64_t w = 0, prev;
+	int steps = 0;
+
+	(void)state;
+	/* Short sleeps that ended with socket activity: a longer window would
+	 * have saved each, so it opens and doubles up to the maximum. */
+	w = cmi_http_loop_next_window(w, 1000, MAX_NS);
+	assert_int_equal(w, CMI_HTTP_LOOP_FIRST_WINDOW_NS);
+	do {
+		prev = w;
+		w = cmi_http_loop_next_window(w, 1000, MAX_NS);
+		steps++;
+		assert_true(w == MAX_NS || w == 2 * prev);
+	} while (w < MAX_NS && steps < 64);
+	assert_int_equal(w, MAX_NS);
+	/* A sleep as long as the maximum still counts as short. */
+	assert_int_equal(cmi_http_loop_next_window(MAX_NS, MAX_NS, MAX_NS), MAX_NS);
+}
+
+static void test_loop_window_closes_after_long_sleeps(void **state)
+{
+	int64_t w = MAX_NS;
+	int steps = 0;
+
+	(void)state;
+	while (w > 0 && steps < 64) {
+		int64_t next = cmi_http_loop_next_window(w, MAX_NS + 1, MAX_NS);
+
+		assert_true(next == w / 2 || (next == 0 && w / 2 < CMI_HTTP_LOOP_FIRST_WINDOW_NS));
+		w = next;
+		steps++;
+	}
+	assert_int_equal(w, 0);
+	/* From 200 us to closed in a handful of sleeps. */
+	assert_true(steps <= 6);
+	assert_int_equal(cmi_http_loop_next_window(0, 10 * MAX_NS, MAX_NS), 0);
+}
+
+static void test_loop_window_small_max(void **state)
+{
+	const int64_t max = CMI_HTTP_LOOP_FIRST_WINDOW_NS / 2;
+
+	(void)state;
+	assert_int_equal(cmi_http_loop_next_window(0, 1, max), max);
+	assert_int_equal(cmi_http_loop_next_window(max, 1, max), max);
+	assert_int_equal(cmi_http_loop_next_window(max, max + 1, max), 0);
+}
+
+/* ---- a real loop ---- */
+
+struct echo_loop {
+	struct event_base *base;
+	struct event *ev;
+	int sv[2]; /* sv[0] the test's end, sv[1] the loop's */
+	int max_poll_us;
+	struct cmi_http_loop_stats stats;
+	int rc;
+	pthread_t thread;
+};
+
+/* Sends back what it reads, counted as socket activity as the HTTP
+ * connections count theirs. */
+static void echo_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[256];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	(void)what;
+	(void)arg;
+	if (n <= 0)
+		return;
+	cmi_http_loop_activity++;
+	if (write(fd, buf, (size_t)n) != n)
+		fail_msg("the echo could not write %zd bytes: %s", n, strerror(errno));
+}
+
+static void *echo_main(void *arg)
+{
+	struct echo_loop *l = arg;
+
+	l->rc = cmi_http_loop_run(l->base, l->max_poll_us, &l->stats);
+	return NULL;
+}
+
+static void echo_start(struct echo_loop *l, int max_poll_us)
+{
+	memset(l, 0, sizeof(*l));
+	TK_OK(cmi_http_threads_init());
+	l->base = cmi_http_base_new();
+	assert_non_null(l->base);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, l->sv), 0);
+	l->ev = event_new(l->base, l->sv[1], EV_READ | EV_PERSIST, echo_cb, l);
+	assert_non_null(l->ev);
+	assert_int_equal(event_add(l->ev, NULL), 0);
+	l->max_poll_us = max_poll_us;
+	l->rc = -2;
+	assert_int_equal(pthread_create(&l->thread, NULL, echo_main, l), 0);
+}
+
+/* Ends the loop from this thread and waits for it. */
+static void echo_stop(struct echo_loop *l)
+{
+	assert_int_equal(event_base_loopexit(l->base, NULL), 0);
+	assert_int_equal(pthread_join(l->thread, NULL), 0);
+	assert_int_equal(l->rc, 0);
+	event_free(l->ev);
+	event_base_free(l->base);
+	close(l->sv[0]);
+	close(l->sv[1]);
+}
+
+/* One byte there and back, within WAIT_MS. */
+static void round_trip(struct echo_loop *l, char c)
+{
+	struct pollfd p = {.fd = l->sv[0], .events = POLLIN};
+	char got = 0;
+
+	assert_int_equal(write(l->sv[0], &c, 1), 1);
+	if (poll(&p, 1, WAIT_MS) != 1)
+		fail_msg("no echo of byte '%c' within %d ms", c, WAIT_MS);
+	assert_int_equal(read(l->sv[0], &got, 1), 1);
+	assert_int_equal(got, c);
+}
+
+static void test_loop_polls_while_traffic_comes(void **state)
+{
+	struct echo_loop l;
+
+	(void)state;
+	echo_start(&l, (int)(MAX_NS / 1000));
+	for (int i = 0; i < ROUND_TRIPS; i++)
+		round_trip(&l, (char)('a' + i % 26));
+	echo_stop(&l);
+	/* Each echo is answered within microseconds, so the loop opened its
+	 * window and found the next byte while it polled. */
+	if (l.stats.poll_hits == 0)
+		fail_msg("%d round trips: %lu polls, %lu sleeps, no byte found while polling",
+			 ROUND_TRIPS, l.stats.polls, l.stats.sleeps);
+	assert_true(l.stats.polls >= l.stats.poll_hits);
+}
+
+static void test_loop_without_polling_sleeps(void **state)
+{
+	struct echo_loop l;
+
+	(void)state;
+	echo_start(&l, 0);
+	for (int i = 0; i < ROUND_TRIPS / 4; i++)
+		round_trip(&l, (char)('A' + i % 26));
+	echo_stop(&l);
+	assert_int_equal(l.stats.polls, 0);
+	assert_int_equal(l.stats.window_ns, 0);
+}
+
+static double thread_cpu_ms(pthread_t t)
+{
+	clockid_t clock;
+	struct timespec ts;
+
+	assert_int_equal(pthread_getcpuclockid(t, &clock), 0);
+	assert_int_equal(clock_gettime(clock, &ts), 0);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* After the traffic stops, the loop polls one window at most and then
+ * sleeps: 300 ms of silence cost its thread almost no CPU, where a loop
+ * that kept polling would spend them all. */
+static void test_loop_sleeps_when_traffic_stops(void **state)
+{
+	struct echo_loop l;
+	struct timespec quiet = {0, 300 * 1000 * 1000};
+	double before, spent;
+
+	(void)state;
+	echo_start(&l, (int)(MAX_NS / 1000));
+	for (int i = 0; i < ROUND_TRIPS / 4; i++)
+		round_trip(&l, (char)('0' + i % 10));
+	before = thread_cpu_ms(l.thread);
+	nanosleep(&quiet, NULL);
+	spent = thread_cpu_ms(l.thread) - before;
+	/* Still serving after the silence. */
+	round_trip(&l, '!');
+	echo_stop(&l);
+	if (spent > 30.0)
+		fail_msg("the loop thread used %.1f ms of CPU in 300 ms without traffic", spent);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_loop_window_grows_to_max),
+		cmocka_unit_test(test_loop_window_closes_after_long_sleeps),
+		cmocka_unit_test(test_loop_window_small_max),
+		cmocka_unit_test(test_loop_polls_while_traffic_comes),
+		cmocka_unit_test(test_loop_without_polling_sleeps),
+		cmocka_unit_test(test_loop_sleeps_when_traffic_stops),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
