@@ -202,7 +202,7 @@ struct cmicro_broker_opts {
 	/* Ids remembered per subscription when dedup is on; default 4096, at
 	 * most 16777216. Each costs about 28 bytes. */
 	int dedup_window;
-	/* Longest time, in microseconds, that the I/O thread polls for more
+	/* Maximum time, in microseconds, that the I/O thread polls for more
 	 * socket activity before it sleeps; 1 to 100000, 0 uses
 	 * MICRO_BROKER_BUSY_POLL_US, else 200, and -1 turns polling off. The
 	 * window adapts to the traffic: it grows while the thread is woken

@@ -25,8 +25,9 @@ static int sub_build_service(const struct cmicro_subscription *sub, const struct
 		rc = cmicro_service_set_meta(svc, node, "topic", sub->topic);
 	if (rc == 0)
 		rc = cmicro_service_set_meta(svc, node, "secure", secure ? "true" : "false");
-	/* Tells cmicro publishers how to spread requests over connections
-	 * (cmi_http_post.deep); go-micro ignores keys it does not know. */
+	/* Lets cmicro publishers choose how to spread requests over
+	 * connections (cmi_http_post.deep). go-micro ignores keys it does not
+	 * know. */
 	if (rc == 0)
 		rc = cmicro_service_set_meta(svc, node, "handlers",
 					     b->opts.inline_handlers ? "inline" : "threads");

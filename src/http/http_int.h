@@ -32,7 +32,8 @@ struct event_base *cmi_http_base_new(void);
 /* The first polling window after a sleep that polling would have saved. */
 #define CMI_HTTP_LOOP_FIRST_WINDOW_NS 10000
 
-/* What cmi_http_loop_run did, for tests and benchmarks (loop thread). */
+/* Counters and the current window of cmi_http_loop_run, for tests and
+ * benchmarks (written by the loop thread). */
 struct cmi_http_loop_stats {
 	int64_t window_ns;        /* the current polling window */
 	unsigned long polls;      /* passes of the loop that did not sleep */
@@ -42,12 +43,13 @@ struct cmi_http_loop_stats {
 
 /* Runs base's loop until event_base_loopexit. After socket activity it
  * polls for up to max_poll_us before it sleeps, over a window that adapts
- * to the traffic (http_loop.c); 0 or less sleeps at once. stats may be
- * NULL. Returns 0, or -1 when the loop failed. */
-int cmi_http_loop_run(struct event_base *base, int max_poll_us, struct cmi_http_loop_stats *stats);
+ * to the traffic (http_loop.c); 0 or less sleeps at once. stats_out may
+ * be NULL. Returns 0, or -1 when the loop failed. */
+int cmi_http_loop_run(struct event_base *base, int max_poll_us,
+		      struct cmi_http_loop_stats *stats_out);
 
-/* The polling window after a sleep of slept_ns that ended with socket
- * activity: doubled (from CMI_HTTP_LOOP_FIRST_WINDOW_NS, up to max_ns)
+/* Returns the polling window after a sleep of slept_ns that ended with
+ * socket activity: doubled (from CMI_HTTP_LOOP_FIRST_WINDOW_NS, up to max_ns)
  * when a longer window would have saved the sleep, halved (down to 0)
  * when the sleep was longer than max_ns. */
 int64_t cmi_http_loop_next_window(int64_t window_ns, int64_t slept_ns, int64_t max_ns);

@@ -52,9 +52,10 @@ int64_t cmi_http_loop_next_window(int64_t window_ns, int64_t slept_ns, int64_t m
 }
 
 /* Runs the callbacks that are ready, without sleeping, until window_ns
- * pass without socket activity. Returns -1 on a loop error, 1 when the
- * loop was told to end, else 0. */
-static int loop_poll(struct event_base *base, int64_t window_ns, struct cmi_http_loop_stats *st)
+ * pass without socket activity. Returns -1 on a loop error, 1 when
+ * event_base_loopexit ended the loop, else 0. */
+static int loop_poll(struct event_base *base, int64_t window_ns,
+		     struct cmi_http_loop_stats *stats)
 {
 	int64_t start = loop_now_ns();
 
@@ -64,12 +65,12 @@ static int loop_poll(struct event_base *base, int64_t window_ns, struct cmi_http
 
 		if (event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY) < 0)
 			return -1;
-		st->polls++;
+		stats->polls++;
 		if (loop_ended(base))
 			return 1;
 		now = loop_now_ns();
 		if (cmi_http_loop_activity != seen) {
-			st->poll_hits++;
+			stats->poll_hits++;
 			start = now;
 		} else if (now - start >= window_ns) {
 			return 0;
@@ -79,13 +80,14 @@ static int loop_poll(struct event_base *base, int64_t window_ns, struct cmi_http
 	}
 }
 
-int cmi_http_loop_run(struct event_base *base, int max_poll_us, struct cmi_http_loop_stats *stats)
+int cmi_http_loop_run(struct event_base *base, int max_poll_us,
+		      struct cmi_http_loop_stats *stats_out)
 {
 	struct cmi_http_loop_stats local = {0};
-	struct cmi_http_loop_stats *st = stats != NULL ? stats : &local;
+	struct cmi_http_loop_stats *stats = stats_out != NULL ? stats_out : &local;
 	int64_t max_ns = (int64_t)max_poll_us * 1000;
 
-	st->window_ns = 0;
+	stats->window_ns = 0;
 	if (max_poll_us <= 0)
 		return event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY) < 0 ? -1 : 0;
 	for (;;) {
@@ -93,8 +95,8 @@ int cmi_http_loop_run(struct event_base *base, int max_poll_us, struct cmi_http_
 		int64_t start;
 		int rc;
 
-		if (st->window_ns > 0) {
-			rc = loop_poll(base, st->window_ns, st);
+		if (stats->window_ns > 0) {
+			rc = loop_poll(base, stats->window_ns, stats);
 			if (rc != 0)
 				return rc < 0 ? -1 : 0;
 		}
@@ -102,12 +104,12 @@ int cmi_http_loop_run(struct event_base *base, int max_poll_us, struct cmi_http_
 		start = loop_now_ns();
 		if (event_base_loop(base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0)
 			return -1;
-		st->sleeps++;
+		stats->sleeps++;
 		if (loop_ended(base))
 			return 0;
-		/* A timer says nothing about the traffic. */
+		/* Timer callbacks are not traffic, so they leave the window as it is. */
 		if (cmi_http_loop_activity != seen)
-			st->window_ns = cmi_http_loop_next_window(st->window_ns,
+			stats->window_ns = cmi_http_loop_next_window(stats->window_ns,
 								  loop_now_ns() - start, max_ns);
 	}
 }

@@ -141,8 +141,8 @@ static void pair_stop(struct pair *p)
 	cmicro_registry_free(p->reg);
 }
 
-/* The subscription's node tells publishers where its handlers run, so
- * that cmicro publishers spread requests to inline nodes only. */
+/* Checks that the subscription's node registers where its handlers run,
+ * so that cmicro publishers spread requests to inline nodes only. */
 static void check_handlers_meta(struct cmicro_registry *reg, const char *want)
 {
 	struct cmicro_service **list = NULL;

@@ -12,21 +12,21 @@
 #define WAIT_MS 10000
 #define MESSAGES 300
 
-/* The resolved setting of a broker created with option value opt and the
+/* Returns the setting of a broker created with option value opt and the
  * environment as it is; -1 means off. */
 static int resolved(struct cmicro_registry *reg, int opt)
 {
 	struct cmicro_broker_opts opts;
 	struct cmicro_broker *b = NULL;
-	int v;
+	int value;
 
 	cmicro_broker_opts_init(&opts);
 	opts.registry = reg;
 	opts.busy_poll_us = opt;
 	TK_OK(cmicro_broker_new(&opts, &b));
-	v = b->opts.busy_poll_us;
+	value = b->opts.busy_poll_us;
 	cmicro_broker_free(b);
-	return v;
+	return value;
 }
 
 static void expect_error(struct cmicro_registry *reg, int opt, int err, const char *text)
@@ -93,7 +93,7 @@ static int count_handler(void *user, const char *topic, const struct cmicro_mess
 	return 0;
 }
 
-static struct cmicro_broker *broker_start(struct cmicro_registry *reg, int poll_us, bool inl)
+static struct cmicro_broker *broker_start(struct cmicro_registry *reg, int poll_us, bool inline_handlers)
 {
 	struct cmicro_broker_opts opts;
 	struct cmicro_broker *b = NULL;
@@ -101,14 +101,14 @@ static struct cmicro_broker *broker_start(struct cmicro_registry *reg, int poll_
 	cmicro_broker_opts_init(&opts);
 	opts.registry = reg;
 	opts.busy_poll_us = poll_us;
-	opts.inline_handlers = inl;
+	opts.inline_handlers = inline_handlers;
 	TK_OK(cmicro_broker_new(&opts, &b));
 	TK_OK(cmicro_broker_connect(b));
 	return b;
 }
 
 /* Every message arrives once whatever the polling of both sides. */
-static void check_delivery(int poll_us, bool inl)
+static void check_delivery(int poll_us, bool inline_handlers)
 {
 	struct cmicro_registry *reg = NULL;
 	struct cmicro_broker *sb, *pb;
@@ -117,7 +117,7 @@ static void check_delivery(int poll_us, bool inl)
 
 	atomic_store(&handled, 0);
 	TK_OK(cmicro_registry_memory_new(&reg));
-	sb = broker_start(reg, poll_us, inl);
+	sb = broker_start(reg, poll_us, inline_handlers);
 	pb = broker_start(reg, poll_us, false);
 	TK_OK(cmicro_broker_subscribe(sb, "poll.topic", NULL, count_handler, NULL, &sub));
 	for (int i = 0; i < MESSAGES; i++) {

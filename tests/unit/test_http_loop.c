@@ -1,6 +1,6 @@
 /* The I/O loop that polls before it sleeps: the rule of its window, and a
  * real loop on a socket pair that polls while traffic comes, sleeps when it
- * stops, and ends when told to. */
+ * stops, and ends on event_base_loopexit. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -21,39 +21,39 @@
 
 static void test_loop_window_grows_to_max(void **state)
 {
-	int64_t w = 0, prev;
+	int64_t window = 0, prev;
 	int steps = 0;
 
 	(void)state;
 	/* Short sleeps that ended with socket activity: a longer window would
 	 * have saved each, so it opens and doubles up to the maximum. */
-	w = cmi_http_loop_next_window(w, 1000, MAX_NS);
-	assert_int_equal(w, CMI_HTTP_LOOP_FIRST_WINDOW_NS);
+	window = cmi_http_loop_next_window(window, 1000, MAX_NS);
+	assert_int_equal(window, CMI_HTTP_LOOP_FIRST_WINDOW_NS);
 	do {
-		prev = w;
-		w = cmi_http_loop_next_window(w, 1000, MAX_NS);
+		prev = window;
+		window = cmi_http_loop_next_window(window, 1000, MAX_NS);
 		steps++;
-		assert_true(w == MAX_NS || w == 2 * prev);
-	} while (w < MAX_NS && steps < 64);
-	assert_int_equal(w, MAX_NS);
+		assert_true(window == MAX_NS || window == 2 * prev);
+	} while (window < MAX_NS && steps < 64);
+	assert_int_equal(window, MAX_NS);
 	/* A sleep as long as the maximum still counts as short. */
 	assert_int_equal(cmi_http_loop_next_window(MAX_NS, MAX_NS, MAX_NS), MAX_NS);
 }
 
 static void test_loop_window_closes_after_long_sleeps(void **state)
 {
-	int64_t w = MAX_NS;
+	int64_t window = MAX_NS;
 	int steps = 0;
 
 	(void)state;
-	while (w > 0 && steps < 64) {
-		int64_t next = cmi_http_loop_next_window(w, MAX_NS + 1, MAX_NS);
+	while (window > 0 && steps < 64) {
+		int64_t next = cmi_http_loop_next_window(window, MAX_NS + 1, MAX_NS);
 
-		assert_true(next == w / 2 || (next == 0 && w / 2 < CMI_HTTP_LOOP_FIRST_WINDOW_NS));
-		w = next;
+		assert_true(next == window / 2 || (next == 0 && window / 2 < CMI_HTTP_LOOP_FIRST_WINDOW_NS));
+		window = next;
 		steps++;
 	}
-	assert_int_equal(w, 0);
+	assert_int_equal(window, 0);
 	/* From 200 us to closed in a handful of sleeps. */
 	assert_true(steps <= 6);
 	assert_int_equal(cmi_http_loop_next_window(0, 10 * MAX_NS, MAX_NS), 0);
@@ -99,80 +99,82 @@ static void echo_cb(evutil_socket_t fd, short what, void *arg)
 
 static void *echo_main(void *arg)
 {
-	struct echo_loop *l = arg;
+	struct echo_loop *loop = arg;
 
-	l->rc = cmi_http_loop_run(l->base, l->max_poll_us, &l->stats);
+	loop->rc = cmi_http_loop_run(loop->base, loop->max_poll_us, &loop->stats);
 	return NULL;
 }
 
-static void echo_start(struct echo_loop *l, int max_poll_us)
+static void echo_start(struct echo_loop *loop, int max_poll_us)
 {
-	memset(l, 0, sizeof(*l));
+	memset(loop, 0, sizeof(*loop));
 	TK_OK(cmi_http_threads_init());
-	l->base = cmi_http_base_new();
-	assert_non_null(l->base);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, l->sv), 0);
-	l->ev = event_new(l->base, l->sv[1], EV_READ | EV_PERSIST, echo_cb, l);
-	assert_non_null(l->ev);
-	assert_int_equal(event_add(l->ev, NULL), 0);
-	l->max_poll_us = max_poll_us;
-	l->rc = -2;
-	assert_int_equal(pthread_create(&l->thread, NULL, echo_main, l), 0);
+	loop->base = cmi_http_base_new();
+	assert_non_null(loop->base);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, loop->sv), 0);
+	loop->ev = event_new(loop->base, loop->sv[1], EV_READ | EV_PERSIST, echo_cb, loop);
+	assert_non_null(loop->ev);
+	assert_int_equal(event_add(loop->ev, NULL), 0);
+	loop->max_poll_us = max_poll_us;
+	loop->rc = -2;
+	assert_int_equal(pthread_create(&loop->thread, NULL, echo_main, loop), 0);
 }
 
 /* Ends the loop from this thread and waits for it. */
-static void echo_stop(struct echo_loop *l)
+static void echo_stop(struct echo_loop *loop)
 {
-	assert_int_equal(event_base_loopexit(l->base, NULL), 0);
-	assert_int_equal(pthread_join(l->thread, NULL), 0);
-	assert_int_equal(l->rc, 0);
-	event_free(l->ev);
-	event_base_free(l->base);
-	close(l->sv[0]);
-	close(l->sv[1]);
+	assert_int_equal(event_base_loopexit(loop->base, NULL), 0);
+	assert_int_equal(pthread_join(loop->thread, NULL), 0);
+	assert_int_equal(loop->rc, 0);
+	event_free(loop->ev);
+	event_base_free(loop->base);
+	close(loop->sv[0]);
+	close(loop->sv[1]);
 }
 
 /* One byte there and back, within WAIT_MS. */
-static void round_trip(struct echo_loop *l, char c)
+static void round_trip(struct echo_loop *loop, char byte)
 {
-	struct pollfd p = {.fd = l->sv[0], .events = POLLIN};
+	struct pollfd p = {.fd = loop->sv[0], .events = POLLIN};
 	char got = 0;
 
-	assert_int_equal(write(l->sv[0], &c, 1), 1);
+	assert_int_equal(write(loop->sv[0], &byte, 1), 1);
 	if (poll(&p, 1, WAIT_MS) != 1)
-		fail_msg("no echo of byte '%c' within %d ms", c, WAIT_MS);
-	assert_int_equal(read(l->sv[0], &got, 1), 1);
-	assert_int_equal(got, c);
+		fail_msg("no echo of byte '%c' within %d ms", byte, WAIT_MS);
+	assert_int_equal(read(loop->sv[0], &got, 1), 1);
+	assert_int_equal(got, byte);
 }
 
 static void test_loop_polls_while_traffic_comes(void **state)
 {
-	struct echo_loop l;
+	struct echo_loop loop;
 
 	(void)state;
-	echo_start(&l, (int)(MAX_NS / 1000));
+	/* A wide maximum, so that the window covers a slow round trip on a
+	 * loaded machine too. */
+	echo_start(&loop, 2000);
 	for (int i = 0; i < ROUND_TRIPS; i++)
-		round_trip(&l, (char)('a' + i % 26));
-	echo_stop(&l);
-	/* Each echo is answered within microseconds, so the loop opened its
+		round_trip(&loop, (char)('a' + i % 26));
+	echo_stop(&loop);
+	/* Each echo comes back within microseconds, so the loop opened its
 	 * window and found the next byte while it polled. */
-	if (l.stats.poll_hits == 0)
+	if (loop.stats.poll_hits == 0)
 		fail_msg("%d round trips: %lu polls, %lu sleeps, no byte found while polling",
-			 ROUND_TRIPS, l.stats.polls, l.stats.sleeps);
-	assert_true(l.stats.polls >= l.stats.poll_hits);
+			 ROUND_TRIPS, loop.stats.polls, loop.stats.sleeps);
+	assert_true(loop.stats.polls >= loop.stats.poll_hits);
 }
 
 static void test_loop_without_polling_sleeps(void **state)
 {
-	struct echo_loop l;
+	struct echo_loop loop;
 
 	(void)state;
-	echo_start(&l, 0);
+	echo_start(&loop, 0);
 	for (int i = 0; i < ROUND_TRIPS / 4; i++)
-		round_trip(&l, (char)('A' + i % 26));
-	echo_stop(&l);
-	assert_int_equal(l.stats.polls, 0);
-	assert_int_equal(l.stats.window_ns, 0);
+		round_trip(&loop, (char)('A' + i % 26));
+	echo_stop(&loop);
+	assert_int_equal(loop.stats.polls, 0);
+	assert_int_equal(loop.stats.window_ns, 0);
 }
 
 static double thread_cpu_ms(pthread_t t)
@@ -190,20 +192,20 @@ static double thread_cpu_ms(pthread_t t)
  * that kept polling would spend them all. */
 static void test_loop_sleeps_when_traffic_stops(void **state)
 {
-	struct echo_loop l;
+	struct echo_loop loop;
 	struct timespec quiet = {0, 300 * 1000 * 1000};
 	double before, spent;
 
 	(void)state;
-	echo_start(&l, (int)(MAX_NS / 1000));
+	echo_start(&loop, (int)(MAX_NS / 1000));
 	for (int i = 0; i < ROUND_TRIPS / 4; i++)
-		round_trip(&l, (char)('0' + i % 10));
-	before = thread_cpu_ms(l.thread);
+		round_trip(&loop, (char)('0' + i % 10));
+	before = thread_cpu_ms(loop.thread);
 	nanosleep(&quiet, NULL);
-	spent = thread_cpu_ms(l.thread) - before;
+	spent = thread_cpu_ms(loop.thread) - before;
 	/* Still serving after the silence. */
-	round_trip(&l, '!');
-	echo_stop(&l);
+	round_trip(&loop, '!');
+	echo_stop(&loop);
 	if (spent > 30.0)
 		fail_msg("the loop thread used %.1f ms of CPU in 300 ms without traffic", spent);
 }
