@@ -203,13 +203,13 @@ struct cmicro_broker_opts {
 	 * most 16777216. Each costs about 28 bytes. */
 	int dedup_window;
 	/* Maximum time, in microseconds, that the I/O thread polls for more
-	 * socket activity before it sleeps; 1 to 100000, 0 uses
+	 * socket activity before it sleeps; 1 to 10000, 0 uses
 	 * MICRO_BROKER_BUSY_POLL_US, else 200, and -1 turns polling off. The
 	 * window adapts to the traffic: it grows while the thread is woken
 	 * soon after it sleeps and shrinks when it sleeps long, so a broker
 	 * that gets a message now and then stops polling. Where waking a
-	 * sleeping thread is slow, as on virtual machines, polling raised the
-	 * rate at 8 messages in flight by about half for about the same CPU
+	 * sleeping thread is slow, as on virtual machines, polling more than
+	 * doubled the rate at 8 messages in flight for about the same CPU
 	 * per message (docs/benchmarks.md). It costs CPU while the thread
 	 * polls. */
 	int busy_poll_us;

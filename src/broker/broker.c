@@ -57,7 +57,7 @@ static int brk_apply_defaults(struct cmicro_broker_opts *o)
 }
 
 #define BRK_BUSY_POLL_US 200
-#define BRK_BUSY_POLL_MAX_US 100000
+#define BRK_BUSY_POLL_MAX_US 10000
 
 /* Resolves opts->busy_poll_us: the option, MICRO_BROKER_BUSY_POLL_US or
  * the default; -1 when polling is off. */

@@ -234,6 +234,8 @@ struct cmicro_broker {
 
 	/* Threads and loop objects, created by connect. */
 	pthread_t loop_thread, ctl_thread;
+	/* The I/O loop's polling counters (loop thread; read after it ends). */
+	struct cmi_http_loop_stats loop_stats;
 	pthread_t *workers;
 	int n_workers;
 	/* The stopped handler threads' pool, freed once the I/O loop stopped:

@@ -148,7 +148,7 @@ void cmi_brk_send_cb(evutil_socket_t fd, short what, void *arg)
 	b->send_head = b->send_tail = NULL;
 	pthread_mutex_unlock(&b->lock);
 	if (list != NULL)
-		cmi_http_loop_activity++;
+		cmi_http_loop_note_activity();
 	while (list != NULL) {
 		struct brk_msg *next = list->next;
 

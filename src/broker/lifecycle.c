@@ -83,7 +83,7 @@ static void *lc_loop_main(void *arg)
 {
 	struct cmicro_broker *b = arg;
 
-	if (cmi_http_loop_run(b->base, b->opts.busy_poll_us, NULL) != 0)
+	if (cmi_http_loop_run(b->base, b->opts.busy_poll_us, &b->loop_stats) != 0)
 		cmi_log(CMICRO_LOG_ERR, "broker", "BROKER-LOOP",
 			"the I/O loop of broker %s failed; it no longer delivers or receives "
 			"messages, so disconnect and connect it again",
@@ -194,6 +194,7 @@ static int lc_start_threads(struct cmicro_broker *b)
 {
 	int rc;
 
+	memset(&b->loop_stats, 0, sizeof(b->loop_stats));
 	if (cmi_thread_create(&b->loop_thread, lc_loop_main, b) != 0)
 		return cmi_error(CMICRO_EIO, "cannot start the broker's I/O thread");
 	b->connected = true;

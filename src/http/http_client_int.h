@@ -47,8 +47,8 @@
  * with 16% more CPU per message (bench/cpustat.sh, 64 B, 2 cores). A
  * subscriber with handler threads moves each batch it reads to a handler
  * thread and back, so there smaller batches cost more hand-offs: its rate
- * fell and its CPU per message rose by about half. Its requests are not
- * spread (cmi_http_post.deep). */
+ * fell a little and its CPU per message rose by about half. Its requests
+ * are not spread (cmi_http_post.deep). */
 #define CLI_SPREAD_CONNS 4
 #define CLI_SPREAD_DEPTH 2
 

@@ -655,7 +655,7 @@ static void cli_io(evutil_socket_t fd, short what, void *arg)
 	struct cli_conn *conn = arg;
 
 	(void)fd;
-	cmi_http_loop_activity++;
+	cmi_http_loop_note_activity();
 	if (what & EV_WRITE)
 		conn->wev_added = false;
 	switch (conn->state) {

@@ -54,10 +54,10 @@ int cmi_http_loop_run(struct event_base *base, int max_poll_us,
  * when the sleep was longer than max_ns. */
 int64_t cmi_http_loop_next_window(int64_t window_ns, int64_t slept_ns, int64_t max_ns);
 
-/* Counts the socket activity of the calling thread's loop, which keeps
- * cmi_http_loop_run polling: reads, writes, and replies that handler
- * threads hand over. */
-extern _Thread_local unsigned long cmi_http_loop_activity;
+/* Counts socket activity of the calling thread's loop, which keeps
+ * cmi_http_loop_run polling: reads, writes, replies that handler threads
+ * hand over, and messages to send. Called at the start of the callback. */
+void cmi_http_loop_note_activity(void);
 
 /* Adds ev (without a timeout) or deletes it, only when that changes
  * *added, so a connection that keeps its interest costs no epoll_ctl. */

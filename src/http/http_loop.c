@@ -24,7 +24,12 @@
 
 #include "http/http_int.h"
 
-_Thread_local unsigned long cmi_http_loop_activity;
+/* The calling thread's loop state: the activity count, and while the loop
+ * sleeps, when the first activity woke it. A sleep is measured up to that
+ * wake-up, so a callback that runs long does not count as sleep. */
+static _Thread_local unsigned long tl_activity;
+static _Thread_local bool tl_sleeping;
+static _Thread_local int64_t tl_woke_ns;
 
 static int64_t loop_now_ns(void)
 {
@@ -32,6 +37,15 @@ static int64_t loop_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+void cmi_http_loop_note_activity(void)
+{
+	tl_activity++;
+	if (tl_sleeping) {
+		tl_sleeping = false;
+		tl_woke_ns = loop_now_ns();
+	}
 }
 
 static bool loop_ended(struct event_base *base)
@@ -60,7 +74,7 @@ static int loop_poll(struct event_base *base, int64_t window_ns,
 	int64_t start = loop_now_ns();
 
 	for (;;) {
-		unsigned long seen = cmi_http_loop_activity;
+		unsigned long seen = tl_activity;
 		int64_t now;
 
 		if (event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY) < 0)
@@ -69,7 +83,7 @@ static int loop_poll(struct event_base *base, int64_t window_ns,
 		if (loop_ended(base))
 			return 1;
 		now = loop_now_ns();
-		if (cmi_http_loop_activity != seen) {
+		if (tl_activity != seen) {
 			stats->poll_hits++;
 			start = now;
 		} else if (now - start >= window_ns) {
@@ -87,6 +101,8 @@ int cmi_http_loop_run(struct event_base *base, int max_poll_us,
 	struct cmi_http_loop_stats *stats = stats_out != NULL ? stats_out : &local;
 	int64_t max_ns = (int64_t)max_poll_us * 1000;
 
+	bool traffic = false;
+
 	stats->window_ns = 0;
 	if (max_poll_us <= 0)
 		return event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY) < 0 ? -1 : 0;
@@ -95,21 +111,27 @@ int cmi_http_loop_run(struct event_base *base, int max_poll_us,
 		int64_t start;
 		int rc;
 
-		if (stats->window_ns > 0) {
+		/* Only traffic starts a poll: a timer, such as the reply poll
+		 * of slow handlers, wakes the loop without it. */
+		if (traffic && stats->window_ns > 0) {
 			rc = loop_poll(base, stats->window_ns, stats);
 			if (rc != 0)
 				return rc < 0 ? -1 : 0;
 		}
-		seen = cmi_http_loop_activity;
+		seen = tl_activity;
 		start = loop_now_ns();
-		if (event_base_loop(base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0)
+		tl_sleeping = true;
+		rc = event_base_loop(base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
+		tl_sleeping = false;
+		if (rc < 0)
 			return -1;
 		stats->sleeps++;
 		if (loop_ended(base))
 			return 0;
 		/* Timer callbacks are not traffic, so they leave the window as it is. */
-		if (cmi_http_loop_activity != seen)
+		traffic = tl_activity != seen;
+		if (traffic)
 			stats->window_ns = cmi_http_loop_next_window(stats->window_ns,
-								  loop_now_ns() - start, max_ns);
+								  tl_woke_ns - start, max_ns);
 	}
 }

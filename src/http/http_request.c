@@ -147,7 +147,7 @@ void cmi_srv_reply_cb(evutil_socket_t fd, short what, void *arg)
 		pending_remove(srv, r);
 	pthread_mutex_unlock(&srv->lock);
 	if (list != NULL)
-		cmi_http_loop_activity++;
+		cmi_http_loop_note_activity();
 
 	/* The replies of one connection in this batch leave in one write. */
 	srv->gathering = true;

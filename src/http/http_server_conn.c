@@ -977,7 +977,7 @@ static void conn_io(evutil_socket_t fd, short what, void *arg)
 	struct srv_conn *conn = arg;
 
 	(void)fd;
-	cmi_http_loop_activity++;
+	cmi_http_loop_note_activity();
 	if ((what & EV_WRITE) && !conn->dead) {
 		bool read_resumed = conn->read_wants_write;
 

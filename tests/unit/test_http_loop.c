@@ -76,6 +76,8 @@ struct echo_loop {
 	struct event *ev;
 	int sv[2]; /* sv[0] the test's end, sv[1] the loop's */
 	int max_poll_us;
+	long callback_us; /* how long each echo takes before it writes */
+	struct event *tick; /* a timer set to every millisecond, or NULL */
 	struct cmi_http_loop_stats stats;
 	int rc;
 	pthread_t thread;
@@ -85,14 +87,20 @@ struct echo_loop {
  * connections count theirs. */
 static void echo_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct echo_loop *loop = arg;
 	char buf[256];
-	ssize_t n = read(fd, buf, sizeof(buf));
+	ssize_t n;
 
 	(void)what;
-	(void)arg;
+	cmi_http_loop_note_activity();
+	n = read(fd, buf, sizeof(buf));
 	if (n <= 0)
 		return;
-	cmi_http_loop_activity++;
+	if (loop->callback_us > 0) {
+		struct timespec work = {0, loop->callback_us * 1000};
+
+		nanosleep(&work, NULL);
+	}
 	if (write(fd, buf, (size_t)n) != n)
 		fail_msg("the echo could not write %zd bytes: %s", n, strerror(errno));
 }
@@ -105,9 +113,17 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
-static void echo_start(struct echo_loop *loop, int max_poll_us)
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+static void echo_start_with(struct echo_loop *loop, int max_poll_us, long callback_us, bool tick)
 {
 	memset(loop, 0, sizeof(*loop));
+	loop->callback_us = callback_us;
 	TK_OK(cmi_http_threads_init());
 	loop->base = cmi_http_base_new();
 	assert_non_null(loop->base);
@@ -115,9 +131,21 @@ static void echo_start(struct echo_loop *loop, int max_poll_us)
 	loop->ev = event_new(loop->base, loop->sv[1], EV_READ | EV_PERSIST, echo_cb, loop);
 	assert_non_null(loop->ev);
 	assert_int_equal(event_add(loop->ev, NULL), 0);
+	if (tick) {
+		struct timeval ms = {0, 1000};
+
+		loop->tick = event_new(loop->base, -1, EV_PERSIST, tick_cb, NULL);
+		assert_non_null(loop->tick);
+		assert_int_equal(event_add(loop->tick, &ms), 0);
+	}
 	loop->max_poll_us = max_poll_us;
 	loop->rc = -2;
 	assert_int_equal(pthread_create(&loop->thread, NULL, echo_main, loop), 0);
+}
+
+static void echo_start(struct echo_loop *loop, int max_poll_us)
+{
+	echo_start_with(loop, max_poll_us, 0, false);
 }
 
 /* Ends the loop from this thread and waits for it. */
@@ -126,6 +154,8 @@ static void echo_stop(struct echo_loop *loop)
 	assert_int_equal(event_base_loopexit(loop->base, NULL), 0);
 	assert_int_equal(pthread_join(loop->thread, NULL), 0);
 	assert_int_equal(loop->rc, 0);
+	if (loop->tick != NULL)
+		event_free(loop->tick);
 	event_free(loop->ev);
 	event_base_free(loop->base);
 	close(loop->sv[0]);
@@ -210,6 +240,52 @@ static void test_loop_sleeps_when_traffic_stops(void **state)
 		fail_msg("the loop thread used %.1f ms of CPU in 300 ms without traffic", spent);
 }
 
+/* A callback that runs longer than the maximum window does not close the
+ * window: the sleep before it is what counts. */
+static void test_loop_long_callback_keeps_polling(void **state)
+{
+	struct echo_loop loop;
+
+	(void)state;
+	echo_start_with(&loop, (int)(MAX_NS / 1000), 300, false);
+	for (int i = 0; i < ROUND_TRIPS / 4; i++)
+		round_trip(&loop, (char)('a' + i % 26));
+	echo_stop(&loop);
+	if (loop.stats.poll_hits == 0)
+		fail_msg("%d round trips with 300 us callbacks: %lu polls, %lu sleeps, no byte "
+			 "found while polling",
+			 ROUND_TRIPS / 4, loop.stats.polls, loop.stats.sleeps);
+}
+
+/* A timer that fires after the traffic stopped does not start a poll, so a
+ * timer every millisecond costs the quiet loop almost no CPU. */
+static void test_loop_timer_starts_no_poll(void **state)
+{
+	struct echo_loop loop;
+	struct timespec quiet = {0, 300 * 1000 * 1000};
+	double before, spent;
+
+	(void)state;
+	/* Round trips 500 us apart widen the window towards the 2 ms maximum,
+	 * which a poll after each tick would then fill. */
+	echo_start_with(&loop, 2000, 0, true);
+	for (int i = 0; i < 40; i++) {
+		struct timespec gap = {0, 500 * 1000};
+
+		nanosleep(&gap, NULL);
+		round_trip(&loop, (char)('k' + i % 10));
+	}
+	before = thread_cpu_ms(loop.thread);
+	nanosleep(&quiet, NULL);
+	spent = thread_cpu_ms(loop.thread) - before;
+	round_trip(&loop, '?');
+	echo_stop(&loop);
+	if (spent > 25.0)
+		fail_msg("the loop thread used %.1f ms of CPU in 300 ms of timer wake-ups "
+			 "without traffic",
+			 spent);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +295,8 @@ int main(void)
 		cmocka_unit_test(test_loop_polls_while_traffic_comes),
 		cmocka_unit_test(test_loop_without_polling_sleeps),
 		cmocka_unit_test(test_loop_sleeps_when_traffic_stops),
+		cmocka_unit_test(test_loop_long_callback_keeps_polling),
+		cmocka_unit_test(test_loop_timer_starts_no_poll),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
