@@ -93,7 +93,8 @@ static int count_handler(void *user, const char *topic, const struct cmicro_mess
 	return 0;
 }
 
-static struct cmicro_broker *broker_start(struct cmicro_registry *reg, int poll_us, bool inline_handlers)
+static struct cmicro_broker *broker_start(struct cmicro_registry *reg, int poll_us,
+					  bool inline_handlers)
 {
 	struct cmicro_broker_opts opts;
 	struct cmicro_broker *b = NULL;

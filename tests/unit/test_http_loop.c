@@ -217,24 +217,33 @@ static double thread_cpu_ms(pthread_t t)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Returns the CPU time the loop thread used in 300 ms without traffic,
+ * then checks that the loop still serves. */
+static double quiet_cpu_ms(struct echo_loop *loop)
+{
+	struct timespec quiet = {0, 300 * 1000 * 1000};
+	double before = thread_cpu_ms(loop->thread);
+	double spent;
+
+	nanosleep(&quiet, NULL);
+	spent = thread_cpu_ms(loop->thread) - before;
+	round_trip(loop, '!');
+	return spent;
+}
+
 /* After the traffic stops, the loop polls one window at most and then
  * sleeps: 300 ms of silence cost its thread almost no CPU, where a loop
  * that kept polling would spend them all. */
 static void test_loop_sleeps_when_traffic_stops(void **state)
 {
 	struct echo_loop loop;
-	struct timespec quiet = {0, 300 * 1000 * 1000};
-	double before, spent;
+	double spent;
 
 	(void)state;
 	echo_start(&loop, (int)(MAX_NS / 1000));
 	for (int i = 0; i < ROUND_TRIPS / 4; i++)
 		round_trip(&loop, (char)('0' + i % 10));
-	before = thread_cpu_ms(loop.thread);
-	nanosleep(&quiet, NULL);
-	spent = thread_cpu_ms(loop.thread) - before;
-	/* Still serving after the silence. */
-	round_trip(&loop, '!');
+	spent = quiet_cpu_ms(&loop);
 	echo_stop(&loop);
 	if (spent > 30.0)
 		fail_msg("the loop thread used %.1f ms of CPU in 300 ms without traffic", spent);
@@ -262,8 +271,7 @@ static void test_loop_long_callback_keeps_polling(void **state)
 static void test_loop_timer_starts_no_poll(void **state)
 {
 	struct echo_loop loop;
-	struct timespec quiet = {0, 300 * 1000 * 1000};
-	double before, spent;
+	double spent;
 
 	(void)state;
 	/* Round trips 500 us apart widen the window towards the 2 ms maximum,
@@ -275,10 +283,7 @@ static void test_loop_timer_starts_no_poll(void **state)
 		nanosleep(&gap, NULL);
 		round_trip(&loop, (char)('k' + i % 10));
 	}
-	before = thread_cpu_ms(loop.thread);
-	nanosleep(&quiet, NULL);
-	spent = thread_cpu_ms(loop.thread) - before;
-	round_trip(&loop, '?');
+	spent = quiet_cpu_ms(&loop);
 	echo_stop(&loop);
 	if (spent > 25.0)
 		fail_msg("the loop thread used %.1f ms of CPU in 300 ms of timer wake-ups "

@@ -49,7 +49,8 @@ static void pub_usage(FILE *out)
 		"message was not delivered to every node (with an outbox it stays there), 2\n"
 		"usage or setup error (an outbox to drain that does not exist included).\n"
 		"Messages that were not delivered are listed in a closing line: published,\n"
-		"delivered, dropped, and with an outbox, kept in the outbox.\n");
+		"delivered, dropped, and with an outbox, kept in the outbox.\n"
+		"MICRO_BROKER_BUSY_POLL_US tunes the broker (README, \"Environment variables\").\n");
 }
 
 static int pub_option(struct pub_args *a, const char *arg, const char *value)

@@ -52,6 +52,8 @@ static void sub_usage(FILE *out)
 		"to standard error.\n"
 		"The registry comes from MICRO_REGISTRY and MICRO_REGISTRY_ADDRESS, TLS from\n"
 		"MICRO_TLS_SECURE, MICRO_TLS_CERT_FILE, MICRO_TLS_KEY_FILE and MICRO_TLS_CA_FILE.\n"
+		"MICRO_BROKER_INLINE_HANDLERS and MICRO_BROKER_BUSY_POLL_US tune the broker\n"
+		"(README, \"Environment variables\").\n"
 		"Prints \"subscribed ...\" on standard error once registered. SIGINT or SIGTERM\n"
 		"deregisters and exits.\n");
 }
