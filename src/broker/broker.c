@@ -56,39 +56,46 @@ static int brk_apply_defaults(struct cmicro_broker_opts *o)
 	return 0;
 }
 
-#define BRK_BUSY_POLL_US 200
-#define BRK_BUSY_POLL_MAX_US 10000
+int cmi_brk_parse_busy_poll(const char *text, int *us)
+{
+	long value = 0;
+	size_t n = 0;
+
+	/* Digits only: no sign, spaces or suffix. The value stops growing past
+	 * the maximum, so no length of digits overflows it. */
+	for (; text[n] >= '0' && text[n] <= '9'; n++) {
+		if (value <= CMI_BRK_BUSY_POLL_MAX_US)
+			value = value * 10 + (text[n] - '0');
+	}
+	if (n == 0 || text[n] != '\0' || value > CMI_BRK_BUSY_POLL_MAX_US)
+		return cmi_error(CMICRO_ECONFIG, "MICRO_BROKER_BUSY_POLL_US=\"%.60s\" is not a number "
+						 "of microseconds from 0 to %d; set it to how long the "
+						 "I/O thread polls before it sleeps, 0 to turn polling "
+						 "off, or unset it for %d",
+				 text, CMI_BRK_BUSY_POLL_MAX_US, CMI_BRK_BUSY_POLL_US);
+	*us = value == 0 ? -1 : (int)value;
+	return 0;
+}
 
 /* Resolves opts->busy_poll_us: the option, MICRO_BROKER_BUSY_POLL_US or
  * the default; -1 when polling is off. */
 static int brk_busy_poll(struct cmicro_broker_opts *o)
 {
 	const char *env;
-	char *end = NULL;
-	long v;
 
-	if (o->busy_poll_us < -1 || o->busy_poll_us > BRK_BUSY_POLL_MAX_US)
+	if (o->busy_poll_us < -1 || o->busy_poll_us > CMI_BRK_BUSY_POLL_MAX_US)
 		return cmi_error(CMICRO_EINVAL, "busy_poll_us %d is not a number of microseconds "
 						"from 1 to %d; use 0 for MICRO_BROKER_BUSY_POLL_US or "
 						"the default of %d, or -1 to turn polling off",
-				 o->busy_poll_us, BRK_BUSY_POLL_MAX_US, BRK_BUSY_POLL_US);
+				 o->busy_poll_us, CMI_BRK_BUSY_POLL_MAX_US, CMI_BRK_BUSY_POLL_US);
 	if (o->busy_poll_us != 0)
 		return 0;
 	env = cmi_getenv("MICRO_BROKER_BUSY_POLL_US");
 	if (env == NULL || env[0] == '\0') {
-		o->busy_poll_us = BRK_BUSY_POLL_US;
+		o->busy_poll_us = CMI_BRK_BUSY_POLL_US;
 		return 0;
 	}
-	v = strtol(env, &end, 10);
-	/* strtol also takes leading spaces and a sign. */
-	if (env[0] < '0' || env[0] > '9' || *end != '\0' || v > BRK_BUSY_POLL_MAX_US)
-		return cmi_error(CMICRO_ECONFIG, "MICRO_BROKER_BUSY_POLL_US=\"%.60s\" is not a number "
-						 "of microseconds from 0 to %d; set it to how long the "
-						 "I/O thread polls before it sleeps, 0 to turn polling "
-						 "off, or unset it for %d",
-				 env, BRK_BUSY_POLL_MAX_US, BRK_BUSY_POLL_US);
-	o->busy_poll_us = v == 0 ? -1 : (int)v;
-	return 0;
+	return cmi_brk_parse_busy_poll(env, &o->busy_poll_us);
 }
 
 static int brk_allow_plaintext(const struct cmicro_broker_opts *opts, bool *allow)

@@ -355,6 +355,16 @@ int cmi_brk_expiry_warn_days(void);
  * (MICRO_TLS_RELOAD_INTERVAL, 0 for never); -1 with an error set for an
  * invalid value. */
 int cmi_brk_reload_interval(void);
+
+/* The default and the largest maximum polling window of the I/O thread,
+ * in microseconds (busy_poll_us). */
+#define CMI_BRK_BUSY_POLL_US 200
+#define CMI_BRK_BUSY_POLL_MAX_US 10000
+
+/* Parses a MICRO_BROKER_BUSY_POLL_US value: decimal digits from 0 to
+ * CMI_BRK_BUSY_POLL_MAX_US. Sets *us to the window, or -1 for 0 (off).
+ * Returns 0, or CMICRO_ECONFIG naming the value and the fix. */
+int cmi_brk_parse_busy_poll(const char *text, int *us);
 /* Records the served certificate's facts and logs its problems. */
 void cmi_brk_self_check(struct cmicro_broker *b);
 
