@@ -121,7 +121,7 @@ struct brk_target {
 	char *address;
 	char *queue; /* NULL for a broadcast node */
 	bool https;
-	bool deep; /* the node runs handler threads (cmi_http_post.deep) */
+	bool no_spread; /* the node runs handler threads (cmi_http_post.no_spread) */
 	bool done;
 	bool ok;
 	struct cmi_http_result res;

@@ -54,7 +54,7 @@ static int ctl_add_target(struct brk_msg *m, const struct cmicro_node *node, con
 	t->address = strdup(node->address ? node->address : "");
 	t->queue = queue ? strdup(queue) : NULL;
 	t->https = secure != NULL && strcmp(secure, "true") == 0;
-	t->deep = handlers != NULL && strcmp(handlers, "threads") == 0;
+	t->no_spread = handlers != NULL && strcmp(handlers, "threads") == 0;
 	m->n_targets++;
 	return (t->node_id && t->address && (!queue || t->queue)) ? 0 : CMICRO_ENOMEM;
 }

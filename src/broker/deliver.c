@@ -120,7 +120,7 @@ static void dl_start(struct cmicro_broker *b, struct brk_msg *m)
 		}
 		dl_path(path, sizeof(path), t->node_id);
 		post.https = t->https;
-		post.deep = t->deep;
+		post.no_spread = t->no_spread;
 		post.address = t->address;
 		post.path = path;
 		post.peer_label = t->node_id;

@@ -26,7 +26,7 @@ static int sub_build_service(const struct cmicro_subscription *sub, const struct
 	if (rc == 0)
 		rc = cmicro_service_set_meta(svc, node, "secure", secure ? "true" : "false");
 	/* Lets cmicro publishers choose how to spread requests over
-	 * connections (cmi_http_post.deep). go-micro ignores keys it does not
+	 * connections (cmi_http_post.no_spread). go-micro ignores keys it does not
 	 * know. */
 	if (rc == 0)
 		rc = cmicro_service_set_meta(svc, node, "handlers",

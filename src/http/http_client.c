@@ -206,12 +206,12 @@ bad:
  * Chooses the connection for call. The first choice is one whose requests
  * of this pass of the loop are not written yet, or that is still opening,
  * so that they leave together. While fewer than client->spread_conns (one
- * for a deep call) connections to the node carry requests, such a batch
- * takes at most CLI_SPREAD_DEPTH of them, and further requests go to
- * another connection. Then comes an idle one, then a new one while the node is under the cap,
- * then a batch beyond CLI_SPREAD_DEPTH, then the one carrying the fewest
- * requests. Returns 0 with *out NULL when every connection to the node
- * carries CLI_PIPELINE_DEPTH. A call sent again goes on a connection opened
+ * for a no_spread call) connections to the node carry requests, such a
+ * batch takes at most CLI_SPREAD_DEPTH of them, and further requests go to
+ * another connection. Then comes an idle one, then a new one while the
+ * node is under the cap, then a batch beyond CLI_SPREAD_DEPTH, then the
+ * one carrying the fewest requests. Returns 0 with *out NULL when every
+ * connection to the node carries CLI_PIPELINE_DEPTH. A call sent again goes on a connection opened
  * since, because the other idle ones may have been closed with the one that
  * failed it.
  */
@@ -219,7 +219,7 @@ static int cli_conn_for(struct cmi_http_client *client, const struct cli_call *c
 			struct cli_conn **out)
 {
 	struct cli_conn *batch = NULL, *short_batch = NULL, *idle = NULL, *least = NULL;
-	int spread = call->deep ? 1 : client->spread_conns;
+	int spread = call->no_spread ? 1 : client->spread_conns;
 	int n = 0, busy = 0;
 
 	*out = NULL;
@@ -417,7 +417,7 @@ static struct cli_call *cli_call_new(struct cmi_http_client *client,
 	call->done = done;
 	call->arg = arg;
 	call->get = post->get;
-	call->deep = post->deep;
+	call->no_spread = post->no_spread;
 	call->ev = event_new(client->base, -1, 0, cli_call_event, call);
 	if (call->ev == NULL) {
 		free(call);

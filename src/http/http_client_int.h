@@ -48,7 +48,7 @@
  * subscriber with handler threads moves each batch it reads to a handler
  * thread and back, so there smaller batches cost more hand-offs: its rate
  * fell a little and its CPU per message rose by about half. Its requests
- * are not spread (cmi_http_post.deep). */
+ * are not spread (cmi_http_post.no_spread). */
 #define CLI_SPREAD_CONNS 4
 #define CLI_SPREAD_DEPTH 2
 
@@ -113,7 +113,7 @@ struct cli_call {
 	char *node_id;
 	bool https;
 	bool get;
-	bool deep;   /* cmi_http_post.deep: no spread over connections */
+	bool no_spread; /* cmi_http_post.no_spread */
 	bool resent; /* sent again after a kept-alive connection turned out closed */
 	char *body;  /* response body of a GET */
 	struct timeval timeout;

@@ -176,10 +176,10 @@ struct cmi_http_post {
 	size_t body_len;
 	int timeout_ms;          /* whole request: connect, handshake, response */
 	bool get;                /* GET without a body, keeping the response body */
-	/* The node hands each batch of requests it reads to other threads and
-	 * back (a cmicro subscriber with handler threads), so fewer, fuller
-	 * batches cost it less than a spread over more connections. */
-	bool deep;
+	/* No spread over several connections: the node hands each batch of
+	 * requests it reads to other threads and back (a cmicro subscriber
+	 * with handler threads), so fewer, fuller batches cost it less. */
+	bool no_spread;
 };
 
 /*

@@ -566,7 +566,7 @@ struct fixture {
 	char first_failure[512];       /* the first result that is not 200 */
 	char *body;                    /* a copy of the last body of a GET */
 	size_t body_len;
-	bool deep;                     /* requests set cmi_http_post.deep */
+	bool no_spread;                /* requests set cmi_http_post.no_spread */
 };
 
 static void on_done(void *arg, const struct cmi_http_result *res)
@@ -661,7 +661,7 @@ static void request_start(struct fixture *f, const char *address, bool get, cons
 	p.body_len = body_len;
 	p.timeout_ms = timeout_ms;
 	p.get = get;
-	p.deep = f->deep;
+	p.no_spread = f->no_spread;
 	TK_OK(cmi_http_client_post(f->cli, &p, on_done, f));
 }
 
@@ -1683,16 +1683,16 @@ static void test_http_client_burst_spread_over_conns(void **state)
 	assert_int_equal(atomic_load(&e->m->accepted), CLI_SPREAD_CONNS);
 }
 
-/* Requests to a node with handler threads (deep) are not spread: a burst
+/* Requests to a node with handler threads (no_spread) are not spread: a burst
  * fills one connection to the pipeline depth, in one write, before the
  * next opens. */
-static void test_http_client_deep_burst_not_spread(void **state)
+static void test_http_client_no_spread_fills_one_conn(void **state)
 {
 	struct env *e = *state;
 	struct mock_opts o = serve_opts(script_serve, ok_reply, sizeof(ok_reply) - 1);
 
 	start_plain(e, &o);
-	e->f->deep = true;
+	e->f->no_spread = true;
 
 	burst(e, CLI_PIPELINE_DEPTH, TIMEOUT_MS);
 	if (e->f->ok != CLI_PIPELINE_DEPTH)
@@ -1705,7 +1705,7 @@ static void test_http_client_deep_burst_not_spread(void **state)
 	assert_int_equal(e->f->ok, 3 * CLI_PIPELINE_DEPTH);
 	assert_int_equal(atomic_load(&e->m->accepted), 2);
 	/* Without the flag the same client spreads again. */
-	e->f->deep = false;
+	e->f->no_spread = false;
 	burst(e, 2 * CLI_SPREAD_CONNS, TIMEOUT_MS);
 	assert_int_equal(e->f->ok, 3 * CLI_PIPELINE_DEPTH + 2 * CLI_SPREAD_CONNS);
 	assert_int_equal(atomic_load(&e->m->accepted), CLI_SPREAD_CONNS);
@@ -1987,7 +1987,7 @@ int main(void)
 	HC_TEST(test_http_client_pipelined_tls_one_write),
 	HC_TEST(test_http_client_burst_spread_over_conns),
 	HC_TEST(test_http_client_burst_beyond_spread_deepens),
-	HC_TEST(test_http_client_deep_burst_not_spread),
+	HC_TEST(test_http_client_no_spread_fills_one_conn),
 	HC_TEST(test_http_client_pipeline_depth_opens_second),
 	HC_TEST(test_http_client_pipelined_rest_resent_after_close),
 	HC_TEST(test_http_client_pipelined_close_each_restarts_rest),
