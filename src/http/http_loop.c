@@ -13,8 +13,10 @@
  * thread kept the handler thread it had just woken off the CPU they
  * shared, and on 2 cores two polling processes left it no CPU at all.
  *
- * The window adapts as a hypervisor's halt polling does (cmi_http_loop_next
- * _window), so a broker that gets a message now and then soon stops polling.
+ * The window adapts as KVM's halt polling does with a shrink factor of 2
+ * (Linux, Documentation/virt/kvm/halt-polling.rst): see
+ * cmi_http_loop_next_window. A broker that gets a message now and then
+ * soon stops polling.
  */
 #include <sched.h>
 #include <stdint.h>

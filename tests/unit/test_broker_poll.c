@@ -173,7 +173,7 @@ static void test_poll_one_us_delivers(void **state)
 }
 
 /* A broker that polls still stops when disconnected in the middle of
- * traffic: the loop sees the exit between two polls. */
+ * traffic: the loop checks for the exit between two polls. */
 static void test_poll_disconnect_while_polling(void **state)
 {
 	struct cmicro_registry *reg = NULL;
